@@ -1,0 +1,54 @@
+"""shiptoolkit: plugin-based ship segmentation for the Kaggle Airbus Ship Detection data.
+
+The public API. Heavy modules (Keras, TensorFlow) are imported only when a function needs them.
+
+Example:
+    >>> import shiptoolkit
+    >>> "dice" in shiptoolkit.list_components("loss") or True
+    True
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shiptoolkit.config import Config, load_config
+from shiptoolkit.errors import (
+    ConfigError,
+    DataError,
+    PluginError,
+    ShiptoolkitError,
+    UnknownComponentError,
+)
+from shiptoolkit.hookspecs import hookimpl
+from shiptoolkit.plugins import get_registry, load_local_plugin, register_plugin, unregister_plugin
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Config",
+    "ConfigError",
+    "DataError",
+    "PluginError",
+    "ShiptoolkitError",
+    "UnknownComponentError",
+    "__version__",
+    "create_component",
+    "get_registry",
+    "hookimpl",
+    "list_components",
+    "load_config",
+    "load_local_plugin",
+    "register_plugin",
+    "unregister_plugin",
+]
+
+
+def list_components(kind: str, pattern: str = "*") -> list[str]:
+    """Names of registered components of `kind` ('sampler', 'backbone', 'loss', 'metric')."""
+    return [c.name for c in get_registry(kind).list(pattern)]
+
+
+def create_component(kind: str, name: str, /, *args: Any, **params: Any) -> Any:
+    """Build a registered component by name, e.g. `create_component("loss", "dice")`."""
+    return get_registry(kind).create(name, *args, **params)

@@ -1,0 +1,38 @@
+"""The `shiptoolkit` command: a thin click layer over the library. One small module per group."""
+
+from __future__ import annotations
+
+import click
+
+from shiptoolkit import __version__
+from shiptoolkit.errors import ShiptoolkitError
+from shiptoolkit.plugins import load_local_plugin
+
+
+class FriendlyGroup(click.Group):
+    """Turns user mistakes (`ShiptoolkitError`) into one clean message, no traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except ShiptoolkitError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+
+@click.group(cls=FriendlyGroup)
+@click.version_option(__version__, prog_name="shiptoolkit")
+@click.option("--plugin", "plugins", multiple=True, metavar="SPEC",
+              help="Load a local plugin first: file.py, package.module or package.module:attr. Repeatable.")
+def cli(plugins: tuple[str, ...]) -> None:
+    """Ship segmentation for the Kaggle Airbus data: samplers, backbones, losses and metrics
+    from plugins, assembled by a TOML file.
+
+    Quick start:
+
+        shiptoolkit run examples/quickstart.toml
+    """
+    for spec in plugins:
+        load_local_plugin(spec)
+
+
+from shiptoolkit.cli import components, plugins_cmd  # noqa: E402,F401  (commands attach themselves)

@@ -1,0 +1,136 @@
+"""Run-length encoding in the Kaggle Airbus convention, vectorised with numpy.
+
+The competition's RLE lists `start length` pairs where `start` is 1-indexed into the mask
+flattened **column-major** (top to bottom, then left to right). The seed project got this
+wrong twice: it decoded runs as polygon corners (losing edge pixels) and encoded row-major.
+
+Ships as run intervals (`starts`, `lengths`, 0-indexed into the column-major flat mask) are
+the cheap representation used by the metric: IoUs come from intervals, never full masks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+from shiptoolkit.errors import DataError
+
+SHAPE = (768, 768)
+
+
+def parse_rle(rle: str | float | None, shape: tuple[int, int] = SHAPE) -> tuple[np.ndarray, np.ndarray]:
+    """Parse one RLE string into validated 0-indexed `(starts, lengths)` int64 arrays.
+
+    An empty string, None or NaN (pandas' empty cell) is an empty mask.
+
+    Raises:
+        DataError: non-numeric values, an odd count, non-positive starts or lengths, runs past
+            the end of the image, or runs that overlap or are out of order.
+    """
+    if rle is None or (isinstance(rle, float) and np.isnan(rle)):
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    text = str(rle).strip()
+    if not text:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    parts = text.split()
+    try:
+        values = np.array(parts, dtype=np.int64)
+    except (ValueError, OverflowError):
+        bad = next(p for p in parts if not p.lstrip("-").isdigit())
+        raise DataError(f"RLE has a non-integer value {bad!r}; expected 'start length' "
+                        f"pairs of positive integers. RLE starts: {text[:60]!r}") from None
+    if values.size % 2:
+        raise DataError(f"RLE has an odd number of values ({values.size}); expected 'start "
+                        f"length' pairs. RLE starts: {text[:60]!r}")
+    starts, lengths = values[0::2] - 1, values[1::2]
+    _validate_runs(starts, lengths, shape, text)
+    return starts, lengths
+
+
+def _validate_runs(starts: np.ndarray, lengths: np.ndarray, shape: tuple[int, int], text: str) -> None:
+    total = shape[0] * shape[1]
+    if (starts < 0).any():
+        raise DataError(f"RLE start {int(starts[starts < 0][0]) + 1} is not positive (starts are "
+                        f"1-indexed). RLE starts: {text[:60]!r}")
+    if (lengths <= 0).any():
+        raise DataError(f"RLE run length {int(lengths[lengths <= 0][0])} is not positive. "
+                        f"RLE starts: {text[:60]!r}")
+    ends = starts + lengths
+    if (ends > total).any():
+        i = int(np.argmax(ends > total))
+        raise DataError(f"RLE run '{starts[i] + 1} {lengths[i]}' ends at pixel {ends[i]}, past "
+                        f"the {shape[0]}x{shape[1]} image ({total} pixels).")
+    if starts.size > 1 and (starts[1:] < ends[:-1]).any():
+        i = int(np.argmax(starts[1:] < ends[:-1]))
+        raise DataError(f"RLE runs overlap or are out of order: run '{starts[i] + 1} {lengths[i]}' "
+                        f"is followed by '{starts[i + 1] + 1} {lengths[i + 1]}'. Runs must be "
+                        "sorted and disjoint.")
+
+
+def runs_to_mask(starts: np.ndarray, lengths: np.ndarray, shape: tuple[int, int] = SHAPE,
+                 out: np.ndarray | None = None, value: int = 1) -> np.ndarray:
+    """Paint runs into a (H, W) mask (uint8 unless `out` is given), vectorised.
+
+    Work is proportional to the ship pixels, not to the image size.
+    """
+    if out is None:
+        out = np.zeros(shape, np.uint8)
+    pixels = runs_to_pixels(starts, lengths)
+    out[pixels % shape[0], pixels // shape[0]] = value  # column-major flat index -> (row, col)
+    return out
+
+
+def rle_decode(rle: str | float | None, shape: tuple[int, int] = SHAPE) -> np.ndarray:
+    """Decode one Kaggle RLE string into a (H, W) uint8 mask of 0/1."""
+    return runs_to_mask(*parse_rle(rle, shape), shape)
+
+
+def rles_to_mask(rles: Iterable[str], shape: tuple[int, int] = SHAPE) -> np.ndarray:
+    """Union of several ships' RLEs as one (H, W) uint8 mask."""
+    parsed = [parse_rle(r, shape) for r in rles]
+    if not parsed:
+        return np.zeros(shape, np.uint8)
+    starts = np.concatenate([p[0] for p in parsed])
+    lengths = np.concatenate([p[1] for p in parsed])
+    return runs_to_mask(starts, lengths, shape)
+
+
+def rles_to_labels(rles: Sequence[str], shape: tuple[int, int] = SHAPE) -> np.ndarray:
+    """Instance label image (H, W) int32: 0 background, ship i (1-based) in the order given."""
+    labels = np.zeros(shape, np.int32)
+    for i, rle in enumerate(rles, start=1):
+        runs_to_mask(*parse_rle(rle, shape), shape, out=labels, value=i)
+    return labels
+
+
+def mask_to_runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """0-indexed column-major `(starts, lengths)` of the nonzero pixels of a 2-D mask."""
+    flat = np.asarray(mask).T.reshape(-1) != 0
+    padded = np.concatenate([[False], flat, [False]])
+    edges = np.flatnonzero(padded[1:] != padded[:-1])
+    starts, ends = edges[0::2], edges[1::2]
+    return starts.astype(np.int64), (ends - starts).astype(np.int64)
+
+
+def runs_to_rle(starts: np.ndarray, lengths: np.ndarray) -> str:
+    """Format 0-indexed runs as a Kaggle RLE string (1-indexed starts)."""
+    pairs = np.empty(starts.size * 2, np.int64)
+    pairs[0::2] = starts + 1
+    pairs[1::2] = lengths
+    return " ".join(map(str, pairs.tolist()))
+
+
+def rle_encode(mask: np.ndarray) -> str:
+    """Encode the nonzero pixels of a (H, W) mask as a Kaggle RLE string ('' if empty)."""
+    return runs_to_rle(*mask_to_runs(mask))
+
+
+def runs_to_pixels(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """All 0-indexed flat (column-major) pixel indices covered by the runs, sorted, vectorised."""
+    if starts.size == 0:
+        return np.empty(0, np.int64)
+    total = int(lengths.sum())
+    # Each run contributes start, start+1, ...: repeat the run's (start - offset) and add arange.
+    offsets = np.repeat(starts - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
+    return offsets + np.arange(total, dtype=np.int64)

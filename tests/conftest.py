@@ -1,0 +1,57 @@
+"""Shared fixtures: tiny datasets and in-process test plugins (unregistered afterwards)."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Tests see only built-ins and what they register themselves, never the user's installed plugins.
+os.environ.setdefault("SHIPTOOLKIT_LOAD_PLUGINS", "")
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from shiptoolkit import plugins  # noqa: E402
+from shiptoolkit.data.rle import rle_encode  # noqa: E402
+
+
+@pytest.fixture
+def plugin_cleanup():
+    """Yields a list; plugin names appended to it are unregistered after the test."""
+    names: list[str] = []
+    yield names
+    for name in names:
+        if plugins.pm.get_plugin(name) is not None:
+            plugins.unregister_plugin(name)
+    plugins.invalidate()
+
+
+def write_rect_dataset(root, specs, size=96):
+    """Write a tiny Kaggle-layout dataset: `specs` maps image id -> list of (r0, r1, c0, c1) ships.
+
+    Ships are bright rectangles on dark noise, so masks and images agree by construction.
+    """
+    images = root / "train_v2"
+    images.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    rows = ["ImageId,EncodedPixels"]
+    for image_id, rects in specs.items():
+        image = rng.integers(0, 60, (size, size, 3), dtype=np.uint8)
+        if not rects:
+            rows.append(f"{image_id},")
+        for r0, r1, c0, c1 in rects:
+            mask = np.zeros((size, size), np.uint8)
+            mask[r0:r1, c0:c1] = 1
+            image[mask.astype(bool)] = 230
+            rows.append(f"{image_id},{rle_encode(mask)}")
+        cv2.imwrite(str(images / image_id), image)
+    (root / "train_ship_segmentations_v2.csv").write_text("\n".join(rows) + "\n")
+    return root
+
+
+@pytest.fixture
+def rect_dataset(tmp_path):
+    specs = {f"img{i:02d}.jpg": ([(10 + i, 30 + i, 20, 60)] if i % 3 == 0 else []) for i in range(12)}
+    return write_rect_dataset(tmp_path / "rects", specs)

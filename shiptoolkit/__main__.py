@@ -1,0 +1,3 @@
+from shiptoolkit.cli import cli
+
+cli(prog_name="shiptoolkit")

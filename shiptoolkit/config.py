@@ -63,6 +63,7 @@ SCHEMA: dict[str, Section] = {s.name: s for s in [
         Key("path", str, "synthetic", "A folder in the Kaggle layout, or \"synthetic\" to generate one into `cache_dir` on first use."),
         Key("csv", str, "train_ship_segmentations_v2.csv", "Segmentation CSV inside `path`."),
         Key("images", str, "train_v2", "Image folder inside `path`."),
+        Key("image_size", int, 768, "Height and width of every image and mask (Kaggle: 768)."),
         Key("on_error", str, "raise", "On malformed RLE or missing/corrupt images: \"raise\" or \"skip\" (warn and count).",
             ("raise", "skip")),
         Key("val_fraction", float, 0.05, "Fraction of images held out for validation (split by image)."),

@@ -1,0 +1,46 @@
+"""Run every benchmark script in this folder and print their `name: value unit` lines.
+
+Usage:
+    python benchmarks/run.py            # full runs
+    python benchmarks/run.py --quick    # smoke runs (each script's --quick)
+    python benchmarks/run.py score rle  # only scripts whose name contains one of the words
+
+Each script prints its own figures with the ratio to its baseline measured in the same run.
+Quote medians of several runs: the machines are shared and noisy.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def main(argv: list[str]) -> int:
+    quick = "--quick" in argv
+    words = [a for a in argv if not a.startswith("--")]
+    scripts = sorted(p for p in HERE.glob("*.py") if p.name != "run.py" and not p.name.startswith("_"))
+    if words:
+        scripts = [p for p in scripts if any(w in p.stem for w in words)]
+    failed = []
+    for script in scripts:
+        print(f"# {script.name}", flush=True)
+        start = time.perf_counter()
+        cmd = [sys.executable, str(script), *(["--quick"] if quick else [])]
+        result = subprocess.run(cmd, text=True, capture_output=True)
+        lines = [ln for ln in result.stdout.splitlines() if ": " in ln and not ln.startswith("#")]
+        print("\n".join(lines) if lines else "(no figures)")
+        print(f"# {script.name}: {time.perf_counter() - start:.1f} s wall, exit {result.returncode}", flush=True)
+        if result.returncode:
+            failed.append(script.name)
+            print(result.stderr[-2000:], file=sys.stderr)
+    if failed:
+        print(f"failed: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

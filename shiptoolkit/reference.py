@@ -1,0 +1,75 @@
+"""Markdown references generated from the code: components (registries), config (SCHEMA), CLI (click).
+
+The docs site renders these at build time (docs/hooks.py), and `shiptoolkit components` reads
+the same registries, so neither can drift from the code.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from shiptoolkit.config import SCHEMA
+from shiptoolkit.plugins import KINDS, get_registry
+
+
+def _cell(value: Any) -> str:
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def components_markdown() -> str:
+    """One section per component kind, one subsection per component: summary, plugin, parameters."""
+    out = []
+    for kind in KINDS:
+        registry = get_registry(kind)
+        out.append(f"## {registry.plural.capitalize()}\n")
+        if not len(registry):
+            out.append("_None registered._\n")
+        for component in registry:
+            out.append(f"### `{component.name}`\n")
+            out.append(f"{component.summary or '_No summary._'}\n")
+            out.append(f"Provided by plugin `{component.plugin}`. "
+                       f"Python: `{component.factory.__module__}.{component.factory.__qualname__}`.\n")
+            params = component.params
+            if params:
+                out.append("| parameter | type | default | meaning |\n|---|---|---|---|")
+                for p in params:
+                    default = "**required**" if p.required else f"`{p.default!r}`"
+                    out.append(f"| `{p.name}` | `{_cell(p.type)}` | {_cell(default)} | {_cell(p.doc)} |")
+                out.append("")
+            else:
+                out.append("No parameters.\n")
+    return "\n".join(out)
+
+
+def config_markdown() -> str:
+    """Every TOML section and key with type, default and meaning."""
+    out = []
+    for section in SCHEMA.values():
+        out.append(f"## `[{section.name}]`\n\n{section.doc}\n")
+        if section.component:
+            names = ", ".join(f"`{n}`" for n in get_registry(section.component).names())
+            out.append(f"`name` picks a {section.component} (default `{section.default_component}`; "
+                       f"registered: {names}); the other keys are that component's parameters, "
+                       f"listed in the [component reference](components.md).\n")
+            continue
+        out.append("| key | type | default | meaning |\n|---|---|---|---|")
+        for key in section.keys:
+            choices = f" One of: {', '.join(f'`{c}`' for c in key.choices)}." if key.choices else ""
+            out.append(f"| `{key.name}` | `{key.type_name}` | `{_cell(repr(key.default))}` | "
+                       f"{_cell(key.doc)}{choices} |")
+        out.append("")
+    return "\n".join(out)
+
+
+def cli_markdown(command: click.Command | None = None, prefix: str = "shiptoolkit", level: int = 2) -> str:
+    """Help text of every command and subcommand, as click renders it."""
+    if command is None:
+        from shiptoolkit.cli import cli as command
+    ctx = click.Context(command, info_name=prefix)
+    out = [f"{'#' * level} `{prefix}`\n", "```text", command.get_help(ctx), "```\n"]
+    if isinstance(command, click.Group):
+        for name in command.list_commands(ctx):
+            out.append(cli_markdown(command.get_command(ctx, name), f"{prefix} {name}", level + 1))
+    return "\n".join(out)

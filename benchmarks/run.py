@@ -22,7 +22,7 @@ HERE = Path(__file__).resolve().parent
 def main(argv: list[str]) -> int:
     quick = "--quick" in argv
     words = [a for a in argv if not a.startswith("--")]
-    scripts = sorted(p for p in HERE.glob("*.py") if p.name != "run.py" and not p.name.startswith("_"))
+    scripts = sorted(p for p in HERE.glob("*.py") if p.stem != "run" and not p.stem.startswith("_"))
     if words:
         scripts = [p for p in scripts if any(w in p.stem for w in words)]
     failed = []
@@ -33,7 +33,8 @@ def main(argv: list[str]) -> int:
         result = subprocess.run(cmd, text=True, capture_output=True)
         lines = [ln for ln in result.stdout.splitlines() if ": " in ln and not ln.startswith("#")]
         print("\n".join(lines) if lines else "(no figures)")
-        print(f"# {script.name}: {time.perf_counter() - start:.1f} s wall, exit {result.returncode}", flush=True)
+        seconds = time.perf_counter() - start
+        print(f"# {script.name}: {seconds:.1f} s wall, exit {result.returncode}", flush=True)
         if result.returncode:
             failed.append(script.name)
             print(result.stderr[-2000:], file=sys.stderr)

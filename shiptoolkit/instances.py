@@ -51,8 +51,8 @@ def instance_runs(labels: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
     order = np.argsort(values, kind="stable")  # stable: runs of one label stay sorted by start
     starts, lengths, values = starts[order], lengths[order], values[order]
     bounds = np.searchsorted(values, np.arange(1, n + 2))
-    return [(starts[bounds[i]:bounds[i + 1]].astype(np.int64), lengths[bounds[i]:bounds[i + 1]].astype(np.int64))
-            for i in range(n)]
+    starts, lengths = starts.astype(np.int64), lengths.astype(np.int64)
+    return [(starts[bounds[i]:bounds[i + 1]], lengths[bounds[i]:bounds[i + 1]]) for i in range(n)]
 
 
 def instances_to_rles(labels: np.ndarray) -> list[str]:

@@ -132,9 +132,9 @@ SCHEMA: dict[str, Section] = {s.name: s for s in [
 class Config:
     """A validated experiment configuration: plain nested dicts with every default filled in.
 
-    Example:
+    Examples:
         >>> cfg = load_config({"train": {"epochs": 1}})
-        >>> cfg["train"]["epochs"], cfg["sampler"]["name"]
+        >>> cfg.get("train.epochs"), cfg.get("sampler.name")
         (1, 'mixed')
     """
 

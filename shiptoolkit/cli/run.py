@@ -1,0 +1,41 @@
+"""`shiptoolkit run CONFIG`: the stages a TOML file names, in one run directory."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from shiptoolkit.cli import cli
+
+
+@cli.command()
+@click.argument("config", type=click.Path(exists=True, dir_okay=False))
+@click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE",
+              help="Override a config value, e.g. --set train.epochs=1. Repeatable.")
+@click.option("--stage", "stages", multiple=True, type=click.Choice(["train", "predict", "evaluate"]),
+              help="Run only these stages (default: the config's run.stages). Repeatable.")
+@click.option("--model", type=click.Path(exists=True, dir_okay=False),
+              help="A trained .keras model, for predict/evaluate without training.")
+@click.option("--dry-run", is_flag=True, help="Validate, print the resolved config and the components; train nothing.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def run(config: str, overrides: tuple[str, ...], stages: tuple[str, ...], model: str | None,
+        dry_run: bool, quiet: bool) -> None:
+    """Run the train, predict and evaluate stages of an experiment file.
+
+    Example:
+
+        shiptoolkit run examples/quickstart.toml --set train.epochs=1
+    """
+    from shiptoolkit.runner import describe, prepare_config
+    from shiptoolkit.runner import run as run_stages
+
+    resolved = prepare_config(config, overrides)
+    if dry_run:
+        click.echo(resolved.to_toml())
+        click.secho("components:", bold=True)
+        click.echo(json.dumps(describe(resolved), indent=2, default=str))
+        click.echo("dry run: config is valid; nothing was trained.")
+        return
+    result = run_stages(resolved, stages=stages or None, model=model, progress=not quiet)
+    click.echo(result.summary())

@@ -1,0 +1,123 @@
+"""Run the stages a config names (train, predict, evaluate), in order, in one run directory."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from shiptoolkit.config import Config, load_config
+from shiptoolkit.errors import ConfigError
+from shiptoolkit.plugins import get_registry, load_local_plugin
+
+STAGES = ("train", "predict", "evaluate")
+
+
+def prepare_config(source: str | Path | dict | Config | None, overrides: Iterable[str] = ()) -> Config:
+    """Load a config after loading the local plugins it names, so their components validate.
+
+    Example:
+        >>> cfg = prepare_config("examples/quickstart.toml", ["train.epochs=1"])  # doctest: +SKIP
+    """
+    overrides = list(overrides)
+    if isinstance(source, Config):
+        load_plugins_of(source)
+        return source.with_overrides(overrides) if overrides else source
+    raw = load_config(source, overrides, check_components=False)  # reads [plugins] only
+    load_plugins_of(raw)
+    return load_config(raw.values, base_dir=raw.base_dir, _source=raw.source, _prior=raw.overrides)
+
+
+def load_plugins_of(config: Config) -> list[str]:
+    """Load the config's [plugins] modules (file paths relative to the config file)."""
+    return [load_local_plugin(spec, base_dir=config.base_dir) for spec in config["plugins"]["modules"]]
+
+
+def new_run_dir(config: Config) -> Path:
+    """`<out_dir>/<name>-<timestamp>/`, created; never an existing directory."""
+    root = Path(config["run"]["out_dir"]).expanduser()
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = root / f"{config['run']['name']}-{stamp}"
+    path, n = base, 1
+    while True:
+        try:
+            path.mkdir(parents=True, exist_ok=False)
+            return path
+        except FileExistsError:
+            n += 1
+            path = base.with_name(f"{base.name}-{n}")
+
+
+def describe(config: Config) -> dict[str, Any]:
+    """What a run would build: each component with its plugin and resolved parameters."""
+    out: dict[str, Any] = {"stages": config["run"]["stages"]}
+    for section, kind in (("sampler", "sampler"), ("backbone", "backbone"), ("loss", "loss")):
+        name, params = config.component(section)
+        out[section] = {"name": name, "plugin": get_registry(kind).get(name).plugin, "params": params}
+    metrics = get_registry("metric")
+    out["metrics"] = {usage: [f"{m} ({metrics.get(m).plugin})" for m in config["metrics"][usage]]
+                      for usage in ("train", "evaluate")}
+    return out
+
+
+@dataclass
+class RunResult:
+    """What `run` produced; each stage's own result object, or None if it did not run."""
+
+    run_dir: Path
+    stages: list[str]
+    train: Any = None
+    predict: Any = None
+    evaluate: Any = None
+    files: dict[str, Path] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        lines = [f"run directory: {self.run_dir}"]
+        lines += [f"  {label}: {path}" for label, path in self.files.items()]
+        if self.evaluate is not None:
+            lines.append(self.evaluate.table())
+        return "\n".join(lines)
+
+
+def run(config: Config | str | Path, stages: Sequence[str] | None = None, model: str | Path | None = None,
+        overrides: Iterable[str] = (), progress: bool = True) -> RunResult:
+    """Run `stages` (default: the config's run.stages) in one new run directory.
+
+    Args:
+        config: a `Config`, or a TOML path / dict to load.
+        stages: subset of ("train", "predict", "evaluate"), run in that order.
+        model: a `.keras` model to predict/evaluate with when "train" is not among the stages.
+        overrides: `section.key=value` strings applied to the config.
+        progress: show progress bars.
+    """
+    config = prepare_config(config, overrides)
+    stages = list(stages or config["run"]["stages"])
+    unknown = [s for s in stages if s not in STAGES]
+    if unknown:
+        raise ConfigError(f"Unknown stage(s) {unknown}. Stages: {', '.join(STAGES)}.")
+    if "train" not in stages and model is None:
+        raise ConfigError(f"Stages {stages} need a trained model: add 'train' or pass a model "
+                          "(`shiptoolkit run CONFIG --model path/to/best.keras`).")
+    ordered = [s for s in STAGES if s in stages]
+    from shiptoolkit.evaluate import evaluate
+    from shiptoolkit.predict import predict_stage
+    from shiptoolkit.train import train
+
+    result = RunResult(run_dir=new_run_dir(config), stages=ordered)
+    config.save(result.run_dir / "config.toml")
+    result.files["config"] = result.run_dir / "config.toml"
+    model_path = Path(model) if model else None
+    if "train" in ordered:
+        result.train = train(config, run_dir=result.run_dir, progress=progress)
+        model_path = result.train.best_model_path
+        result.files.update(model=model_path, history=result.run_dir / "history.csv",
+                            history_plot=result.run_dir / "history.png")
+    if "predict" in ordered:
+        result.predict = predict_stage(config, model_path, result.run_dir, progress=progress)
+        result.files["submission"] = result.predict.path
+    if "evaluate" in ordered:
+        result.evaluate = evaluate(config, model_path, run_dir=result.run_dir, progress=progress)
+        result.files.update(metrics=result.evaluate.metrics_path, examples_plot=result.evaluate.plot_path)
+    return result

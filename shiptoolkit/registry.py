@@ -127,7 +127,7 @@ class Registry:
     def create(self, name: str, /, *args: Any, **params: Any) -> Any:
         """Build component `name` with `params`, checking parameter names first."""
         component = self.get(name)
-        self.check_params(name, params)
+        self.check_params(name, {k: v for k, v in params.items() if k not in self.reserved})
         return component.factory(*args, **params)
 
     def check_params(self, name: str, params: dict[str, Any]) -> None:
@@ -136,6 +136,8 @@ class Registry:
         known = {p.name: p for p in component.params}
         if not component.accepts_any_keyword():
             for key in params:
+                if key in self.reserved:
+                    raise ConfigError(f"{self.kind} parameter {key!r} is set by shiptoolkit, not in the config.")
                 if key not in known:
                     hint = difflib.get_close_matches(key, known, n=1)
                     tip = f" Did you mean {hint[0]!r}?" if hint else ""

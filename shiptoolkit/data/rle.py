@@ -149,7 +149,8 @@ def parse_many(rles: Sequence[str], shape: tuple[int, int] = SHAPE) -> tuple[np.
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
-            values = np.fromstring(" ".join(texts), dtype=np.int64, sep=" ")
+            joined = " ".join(texts)
+            values = np.fromstring(joined, dtype=np.int64, sep=" ") if counts.any() else np.empty(0, np.int64)
         if values.size != counts.sum():
             raise ValueError("token count mismatch")
     except ValueError:
@@ -176,4 +177,6 @@ def _parse_row(text: str, shape: tuple[int, int], row: int) -> None:
     try:
         parse_rle(text, shape)
     except DataError as exc:
-        raise DataError(f"row {row}: {exc}") from None
+        error = DataError(f"row {row}: {exc}")
+        error.row, error.detail = row, str(exc)  # callers name the row in their own terms
+        raise error from None

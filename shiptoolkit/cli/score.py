@@ -1,0 +1,53 @@
+"""`shiptoolkit score SUBMISSION TRUTH`: the competition metric on any submission, locally."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import click
+
+from shiptoolkit.cli import cli
+
+
+def format_summary(summary: dict) -> str:
+    """The f2 line (6 decimals) with its all-empty baseline, then a small table."""
+    def pct(v: float) -> str:
+        return "n/a" if math.isnan(v) else f"{v:.4f}"
+
+    lines = [f"f2: {summary['f2']:.6f}",
+             f"all-empty baseline f2: {summary['f2_all_empty_baseline']:.6f}  (predicting no ship on these images)",
+             f"  images                     {summary['images']} ({summary['empty_images']} without ships)",
+             f"  ships true / predicted     {summary['true_ships']} / {summary['pred_ships']}",
+             f"  image-level precision      {pct(summary['image_precision'])}",
+             f"  image-level recall         {pct(summary['image_recall'])}",
+             f"  false-positive rate, empty {pct(summary['false_positive_rate_empty'])}"]
+    return "\n".join(lines)
+
+
+@cli.command()
+@click.argument("submission", type=click.Path(exists=True, dir_okay=False))
+@click.argument("truth", type=click.Path(exists=True, dir_okay=False))
+@click.option("--per-image", type=click.Path(dir_okay=False), help="Write each image's score and counts to this CSV.")
+@click.option("--lenient", is_flag=True, help="Warn about invalid rows instead of failing; score what can be scored.")
+@click.option("--size", default=768, show_default=True, help="Image height and width.")
+@click.option("--json", "as_json", is_flag=True, help="Output the summary as JSON.")
+def score(submission: str, truth: str, per_image: str | None, lenient: bool, size: int, as_json: bool) -> None:
+    """Score SUBMISSION against TRUTH with the competition metric (F2 over IoU 0.50..0.95).
+
+    Both are ImageId,EncodedPixels CSVs, one row per ship. The score is the mean over TRUTH's
+    images; it is printed beside the all-empty baseline (predicting nothing on the same images).
+
+    Example:
+
+        shiptoolkit score runs/exp-20260101-120000/submission.csv truth.csv --per-image scores.csv
+    """
+    from shiptoolkit.scoring import score_submission
+
+    result = score_submission(submission, truth, lenient=lenient, shape=(size, size))
+    if per_image:
+        result.per_image.to_csv(per_image, index=False)
+    if as_json:
+        click.echo(json.dumps({**result.summary, "problems": result.problems}, indent=2))
+    else:
+        click.echo(format_summary(result.summary))

@@ -34,9 +34,9 @@ def make_csvs(n_images: int, n_ships: int, folder: Path, seed: int = 0) -> tuple
             area = float(np.clip(rng.lognormal(np.log(408), 1.95), 20, 10_000))
             h = max(2, int(np.sqrt(area / 4)))
             w = max(2, int(area / h))
-            r0 = int(rng.integers(0, 768 - h)) if k == 0 else min(767 - h, r0 + 0)
-            c0 = int(rng.integers(0, 380 - min(w, 379))) + 384 * k
-            w = min(w, 383)
+            w = min(w, 383)  # ship k lives in its own half of the image: the two never overlap
+            r0 = int(rng.integers(0, 768 - h))
+            c0 = int(rng.integers(0, 384 - w)) + 384 * k
             mask = np.zeros(SHAPE, np.uint8)
             mask[r0:r0 + h, c0:c0 + w] = 1
             truth.append((ids[i], runs_to_rle(*mask_to_runs(mask))))

@@ -51,5 +51,6 @@ def load_model(path: str | Path, compile: bool = False):
     except ValueError as exc:
         if "safe_mode" in str(exc) or "unsafe" in str(exc).lower():
             raise ModelFileError(f"{str(path)!r} contains code (e.g. a Lambda layer) that only loads with "
-                                 f"safe_mode=False; shiptoolkit never does that for files from elsewhere. {exc}") from None
+                                 "safe_mode=False; shiptoolkit never does that for files from elsewhere. "
+                                 f"{exc}") from None
         raise

@@ -29,7 +29,8 @@ def test_evaluators_global_and_per_image():
     for t, p in zip(true, pred, strict=True):
         dice.update(t, p)
         f2.update(t, p)
-    assert dice.result() == {"dice_global": pytest.approx(16 / 18), "dice_mean_per_image": pytest.approx((16 / 18 + 1) / 2)}
+    expected = {"dice_global": pytest.approx(16 / 18), "dice_mean_per_image": pytest.approx((16 / 18 + 1) / 2)}
+    assert dice.result() == expected
     result = f2.result()
     assert result["f2"] == pytest.approx((0.6 + 1) / 2)  # IoU 0.8: a hit at 0.50..0.75, 6 of 10 thresholds
     assert result["f2_all_empty_baseline"] == 0.5

@@ -69,7 +69,8 @@ def unet(input_shape: tuple = (128, 128, 3), classes: int = 1, base_filters: int
     if dropout:
         x = layers.Dropout(dropout, name="bottleneck_dropout")(x)
     for level in reversed(range(depth)):
-        x = layers.Conv2DTranspose(base_filters * 2**level, 3, strides=2, padding="same", name=f"up{level}_transpose")(x)
+        x = layers.Conv2DTranspose(base_filters * 2**level, 3, strides=2, padding="same",
+                                   name=f"up{level}_transpose")(x)
         x = layers.Concatenate(name=f"up{level}_concat")([x, skips[level]])
         x = _conv_block(x, base_filters * 2**level, batch_norm, f"up{level}")
     x = layers.Conv2D(base_filters, 3, padding="same", activation="relu", kernel_initializer="he_normal",

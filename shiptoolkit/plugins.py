@@ -29,7 +29,7 @@ DEFAULT_PLUGINS = (
 
 # kind -> (hook name, parameters the framework passes itself and users never configure)
 KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "sampler": ("register_samplers", ("index",)),
+    "sampler": ("register_samplers", ("index", "seed")),  # seeds come from run.seed
     "backbone": ("register_backbones", ("input_shape",)),
     "loss": ("register_losses", ()),
     "metric": ("register_metrics", ()),

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
 import click
+
+# TensorFlow's C++ start-up chatter is noise on a command line; users can still opt in.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from shiptoolkit import __version__
 from shiptoolkit.errors import ShiptoolkitError

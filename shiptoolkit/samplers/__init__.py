@@ -5,4 +5,10 @@ from shiptoolkit.hookspecs import hookimpl
 
 @hookimpl
 def register_samplers(register):
-    """Built-in samplers (added by the samplers issue)."""
+    from shiptoolkit.samplers.full_images import FullImageSampler
+    from shiptoolkit.samplers.mixed import MixedSampler
+    from shiptoolkit.samplers.ship_patches import ShipPatchSampler
+
+    register("ship_patches", ShipPatchSampler)
+    register("mixed", MixedSampler)
+    register("full_images", FullImageSampler)

@@ -1,0 +1,174 @@
+"""Stages on full images: `predict_stage` writes the submission, `evaluate` scores validation images.
+
+`evaluate` is the seed's "true accuracy" done right: the competition F2 on full images (always
+beside the all-empty baseline), dice and IoU, image-level ship/no-ship precision, recall and
+the false-positive rate on empty images, an optional threshold/min_area scan, and a PNG of
+the best, worst and false-positive images.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from shiptoolkit.competition import F2Accumulator, iou_matrix_from_labels
+from shiptoolkit.config import Config
+from shiptoolkit.errors import ConfigError
+from shiptoolkit.plugins import get_registry
+from shiptoolkit.predict import PredictSettings, folder_items, index_items, postprocess, predict_items, predict_labels
+
+
+def _model(model):
+    if isinstance(model, (str, Path)):
+        from shiptoolkit.model_io import load_model
+
+        return load_model(model)
+    return model
+
+
+def _limit(items: list, n: int) -> list:
+    return items[:n] if n else items
+
+
+@dataclass
+class PredictResult:
+    path: Path
+    summary: Any
+
+
+def predict_stage(config: Config, model, run_dir: str | Path, progress: bool = True,
+                  images: str | None = None, out: str | Path | None = None) -> PredictResult:
+    """Predict predict.images ("validation" or a folder) and write the submission into the run dir."""
+    from shiptoolkit.data.source import train_val_indexes
+    from shiptoolkit.submission import write_submission
+
+    source = images or config["predict"]["images"]
+    if source == "validation":
+        items = index_items(train_val_indexes(config, progress)[1])
+    else:
+        items = folder_items(Path(source).expanduser())
+    items = _limit(items, config["predict"]["max_images"])
+    path = Path(out) if out else Path(run_dir) / config["predict"]["out"]
+    settings = PredictSettings.from_config(config)
+    rows = predict_labels(_model(model), items, settings, progress, config["data"]["on_error"])
+    return PredictResult(path, write_submission(rows, path))
+
+
+@dataclass
+class EvaluateResult:
+    """Scores on full validation images; `metrics` holds f2 and f2_all_empty_baseline side by side."""
+
+    metrics: dict[str, float]
+    per_image: list[dict]
+    scan: list[dict] = field(default_factory=list)
+    best: dict | None = None
+    metrics_path: Path | None = None
+    plot_path: Path | None = None
+
+    def table(self) -> str:
+        m = self.metrics
+        verdict = "beats" if m["f2"] > m["f2_all_empty_baseline"] else "does NOT beat"
+        lines = [f"f2: {m['f2']:.4f}   all-empty baseline f2: {m['f2_all_empty_baseline']:.4f}   "
+                 f"(the model {verdict} predicting nothing, on {m['images']} validation images)"]
+        for key, value in m.items():
+            if key not in ("f2", "f2_all_empty_baseline") and isinstance(value, float):
+                lines.append(f"  {key:<28} {'n/a' if math.isnan(value) else f'{value:.4f}'}")
+            elif key not in ("f2", "f2_all_empty_baseline"):
+                lines.append(f"  {key:<28} {value}")
+        if self.best:
+            lines.append(f"  best scanned: threshold {self.best['threshold']}, min_area {self.best['min_area']}: "
+                         f"f2 {self.best['f2']:.4f}")
+        return "\n".join(lines)
+
+
+def evaluate(config: Config, model, run_dir: str | Path | None = None, index=None,
+             progress: bool = True) -> EvaluateResult:
+    """Predict full validation images and score them.
+
+    Args:
+        config: the experiment ([predict] settings, metrics.evaluate, [evaluate] options).
+        model: a Keras model or the path of a `.keras` file.
+        run_dir: where metrics.json and examples.png go (None: nothing written).
+        index: the images to score (default: the validation split of the config's data).
+        progress: show a progress bar.
+    """
+    from shiptoolkit.data.source import train_val_indexes
+
+    e = config["evaluate"]
+    if index is None:
+        index = train_val_indexes(config, progress)[1]
+    if not len(index):
+        raise ConfigError("No validation images to evaluate: set data.val_fraction > 0.")
+    ids = _limit(index.image_ids, e["max_images"])
+    index = index.subset(ids)
+    settings = PredictSettings.from_config(config)
+    evaluators = {}
+    for name in config["metrics"]["evaluate"]:
+        component = get_registry("metric").create(name)
+        if "evaluate" not in component.usage:
+            raise ConfigError(f"metrics.evaluate: {name!r} is a training-only metric.")
+        evaluators[name] = component.evaluator()
+    f2_main = evaluators.get("f2") or get_registry("metric").create("f2").evaluator()  # the baseline is always shown
+    grid = [(float(t), int(a)) for t in (e["scan_thresholds"] or [settings.threshold])
+            for a in (e["scan_min_areas"] or [settings.min_area])]
+    scans = {combo: F2Accumulator() for combo in grid} if len(grid) > 1 else {}
+    model = _model(model)
+    for image_id, _, prob in predict_items(model, index_items(index), settings, progress=progress,
+                                           on_error=config["data"]["on_error"]):
+        true = index.labels(image_id)
+        pred = np.zeros_like(true) if prob is None else postprocess(prob, settings.threshold, settings.min_area,
+                                                                     settings.gate_threshold)
+        for name, evaluator in evaluators.items():
+            evaluator.update(true, pred, image_id) if name == "f2" else evaluator.update(true, pred)
+        if "f2" not in evaluators:
+            f2_main.update(true, pred, image_id)
+        for (threshold, min_area), acc in scans.items():
+            scanned = np.zeros_like(true) if prob is None else postprocess(prob, threshold, min_area,
+                                                                            settings.gate_threshold)
+            acc.add(image_id, iou_matrix_from_labels(true, scanned))
+    metrics = f2_main.result()
+    for name, evaluator in evaluators.items():
+        if name != "f2":
+            metrics.update(evaluator.result())
+    scan = [{"threshold": t, "min_area": a, **acc.summary()} for (t, a), acc in scans.items()]
+    best = max(scan, key=lambda row: row["f2"]) if scan else None
+    result = EvaluateResult(metrics, f2_main.rows, scan, best)
+    if run_dir is not None:
+        run_dir = Path(run_dir)
+        result.metrics_path = run_dir / "metrics.json"
+        result.metrics_path.write_text(json.dumps({"metrics": metrics, "scan": scan, "best": best,
+                                                   "settings": settings.__dict__, "per_image": f2_main.rows},
+                                                  indent=2, default=float))
+        result.plot_path = _plot_examples(model, index, f2_main.rows, settings, e["plot_examples"],
+                                          run_dir / "examples.png")
+    return result
+
+
+def _plot_examples(model, index, rows: list[dict], settings: PredictSettings, per_row: int, out: Path) -> Path | None:
+    """Best and worst ship images, and the empty images with false positives, re-predicted for the plot."""
+    from shiptoolkit.plots import plot_overlays
+
+    if per_row <= 0:
+        return None
+    ships = sorted((r for r in rows if not r["empty"]), key=lambda r: r["f2"])
+    false_pos = [r for r in rows if r["empty"] and r["pred_ships"]]
+    chosen = ([("best", r) for r in ships[::-1][:per_row]] + [("worst", r) for r in ships[:per_row]]
+              + [("false positive", r) for r in false_pos[:per_row]])
+    if not chosen:
+        return None
+    ids = list(dict.fromkeys(r["ImageId"] for _, r in chosen))
+    predicted = {i: (im, p) for i, im, p in predict_items(model, index_items(index.subset(ids)), settings,
+                                                          progress=False) if im is not None}
+    panels = []
+    for kind, row in chosen:
+        if row["ImageId"] in predicted:
+            image, prob = predicted[row["ImageId"]]
+            panels.append({"image": image, "true": index.labels(row["ImageId"]),
+                           "pred": postprocess(prob, settings.threshold, settings.min_area, settings.gate_threshold),
+                           "label": f"{kind}: f2 {row['f2']:.2f} ({row['true_ships']} true, {row['pred_ships']} pred)"})
+    return plot_overlays(panels, out, "validation images: best, worst, false positives")

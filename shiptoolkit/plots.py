@@ -1,0 +1,71 @@
+"""PNG plots: training curves and overlay grids of images with true and predicted masks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_history(history_csv: str | Path, out_png: str | Path) -> Path:
+    """Loss and each metric per epoch, training vs validation, one panel each."""
+    import pandas as pd
+
+    plt = _pyplot()
+    frame = pd.read_csv(history_csv)
+    names = [c for c in frame.columns if c not in ("epoch", "learning_rate") and not c.startswith("val_")]
+    fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.4), squeeze=False)
+    epochs = frame["epoch"] + 1 if "epoch" in frame else np.arange(1, len(frame) + 1)
+    for ax, name in zip(axes[0], names, strict=True):
+        ax.plot(epochs, frame[name], marker="o", label="train")
+        if f"val_{name}" in frame:
+            ax.plot(epochs, frame[f"val_{name}"], marker="o", label="validation")
+        ax.set_title(name)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=90)
+    plt.close(fig)
+    return Path(out_png)
+
+
+def plot_overlays(rows: list[dict], out_png: str | Path, title: str = "") -> Path:
+    """A grid of images with true (green) and predicted (red) ship outlines.
+
+    Args:
+        rows: dicts with "image" (HxWx3 uint8), "true" and "pred" (label images), "label" (caption).
+        out_png: where to write the PNG.
+        title: figure title.
+    """
+    import cv2
+
+    plt = _pyplot()
+    cols = min(6, max(1, len(rows)))
+    lines = max(1, -(-len(rows) // cols))
+    fig, axes = plt.subplots(lines, cols, figsize=(3.2 * cols, 3.4 * lines), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, row in zip(axes.ravel(), rows, strict=False):
+        image = row["image"].copy()
+        for labels, colour in ((row["true"], (0, 255, 0)), (row["pred"], (255, 40, 40))):
+            contours, _ = cv2.findContours((np.asarray(labels) > 0).astype(np.uint8), cv2.RETR_LIST,
+                                           cv2.CHAIN_APPROX_NONE)
+            cv2.drawContours(image, contours, -1, colour, max(1, image.shape[0] // 256))
+        ax.imshow(image)
+        ax.set_title(row.get("label", ""), fontsize=8)
+    if title:
+        fig.suptitle(title + "   (green: truth, red: prediction)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=90)
+    plt.close(fig)
+    return Path(out_png)

@@ -1,0 +1,217 @@
+"""Full-image prediction: sliding windows, batched forward passes, blending, TTA, post-processing.
+
+A model trained on 128x128 patches predicts a 768x768 image through windows of its input size.
+All windows of a chunk of images go through the model in large batches (the seed called the
+model once per patch), and overlapping windows are blended with weights that favour window
+centres. A model without a fixed input size predicts whole images directly.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import numpy as np
+
+from shiptoolkit.errors import DataError
+from shiptoolkit.instances import label_instances
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+Loader = Callable[[], np.ndarray]
+
+
+@dataclass(frozen=True)
+class PredictSettings:
+    """The [predict] options that shape predictions (see the configuration reference)."""
+
+    threshold: float = 0.5
+    overlap: float = 0.25
+    tta: bool = False
+    min_area: int = 0
+    gate_threshold: float = 0.0
+    batch_size: int = 32
+
+    @classmethod
+    def from_config(cls, config) -> PredictSettings:
+        return cls(**{f.name: config["predict"][f.name] for f in fields(cls)})
+
+
+def window_positions(size: int, window: int, overlap: float) -> list[int]:
+    """Window starts covering [0, size) with the given overlap; the last window is flush with the edge."""
+    if window > size:
+        raise ValueError(f"The model's window ({window} px) is larger than the image ({size} px).")
+    stride = max(1, int(round(window * (1 - overlap))))
+    starts = list(range(0, size - window + 1, stride))
+    if starts[-1] != size - window:
+        starts.append(size - window)
+    return starts
+
+
+def blend_weights(height: int, width: int, blend: str) -> np.ndarray:
+    """Per-pixel window weights: "gaussian" favours window centres (edges see less context)."""
+    if blend == "mean":
+        return np.ones((height, width), np.float32)
+    if blend != "gaussian":
+        raise ValueError(f"blend must be 'gaussian' or 'mean'. Received: blend={blend!r}")
+
+    def axis(n: int) -> np.ndarray:
+        x = np.arange(n) - (n - 1) / 2
+        return np.exp(-0.5 * (x / (n / 4)) ** 2)
+
+    return (np.outer(axis(height), axis(width)) + 1e-3).astype(np.float32)  # floor: corners still count
+
+
+def _forward(model, x: np.ndarray, batch_size: int) -> np.ndarray:
+    """Channel 0 (the ship probability) of the model on x, in batches."""
+    out = [np.asarray(model.predict_on_batch(x[k:k + batch_size]))[..., 0] for k in range(0, len(x), batch_size)]
+    return np.concatenate(out).astype(np.float32)
+
+
+def _flips(tta: bool) -> list[tuple[int, ...]]:
+    return [(), (2,), (1,), (1, 2)] if tta else [()]  # axes of (N, H, W, C) arrays: none, horizontal, vertical
+
+
+def predict_probabilities(model, images: np.ndarray, window: int | None = None, overlap: float = 0.25,
+                          batch_size: int = 32, tta: bool = False, blend: str = "gaussian") -> np.ndarray:
+    """Ship probabilities (N, H, W) float32 for images (N, H, W, 3) uint8, by sliding windows.
+
+    Args:
+        model: a Keras model (or anything with `predict_on_batch`) with sigmoid outputs.
+        images: a batch of same-size images.
+        window: window side (default: the model's input size; whole images if it has none).
+        overlap: fraction of a window shared with its neighbour, in [0, 1).
+        batch_size: windows per forward pass.
+        tta: average over horizontal and vertical flips.
+        blend: "gaussian" (centre-weighted) or "mean".
+    """
+    images = np.asarray(images)
+    if images.ndim != 4 or images.shape[-1] != 3:
+        raise ValueError(f"images must be (N, H, W, 3). Received shape {images.shape}")
+    n, height, width, _ = images.shape
+    if window is None:
+        shape = getattr(model, "input_shape", (None, None, None, 3))
+        win_h, win_w = shape[1], shape[2]
+    else:
+        win_h = win_w = window
+    if win_h is None or win_w is None:  # fully convolutional: whole images, padded to a multiple of 32
+        pad_h, pad_w = (-height) % 32, (-width) % 32
+        padded = np.pad(images, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="reflect")
+        prob = np.zeros((n, height + pad_h, width + pad_w), np.float32)
+        for axes in _flips(tta):
+            flipped = np.flip(padded, axes) if axes else padded
+            out = _forward(model, np.ascontiguousarray(flipped), max(1, batch_size // 8))
+            prob += np.flip(out, tuple(a for a in axes)) if axes else out
+        return prob[:, :height, :width] / len(_flips(tta))
+    rows, cols = window_positions(height, win_h, overlap), window_positions(width, win_w, overlap)
+    boxes = [(i, r, c) for i in range(n) for r in rows for c in cols]
+    windows = np.stack([images[i, r:r + win_h, c:c + win_w] for i, r, c in boxes]).astype(np.float32)
+    preds = np.zeros((len(boxes), win_h, win_w), np.float32)
+    for axes in _flips(tta):
+        flipped = np.ascontiguousarray(np.flip(windows, axes)) if axes else windows
+        out = _forward(model, flipped, batch_size)
+        preds += np.flip(out, axes) if axes else out
+    preds /= len(_flips(tta))
+    weights = blend_weights(win_h, win_w, blend)
+    total = np.zeros((n, height, width), np.float32)
+    weight_sum = np.zeros((n, height, width), np.float32)
+    for (i, r, c), pred in zip(boxes, preds, strict=True):
+        total[i, r:r + win_h, c:c + win_w] += pred * weights
+        weight_sum[i, r:r + win_h, c:c + win_w] += weights
+    return total / weight_sum
+
+
+def postprocess(prob: np.ndarray, threshold: float = 0.5, min_area: int = 0, gate_threshold: float = 0.0) -> np.ndarray:
+    """Probabilities (H, W) -> instance labels (H, W) int32, non-overlapping by construction.
+
+    Args:
+        prob: ship probabilities of one image.
+        threshold: pixels above it are ship.
+        min_area: drop ships smaller than this many pixels.
+        gate_threshold: an image whose highest probability is below it gets no ships at all.
+    """
+    if gate_threshold and float(prob.max()) < gate_threshold:
+        return np.zeros(prob.shape, np.int32)
+    return label_instances(prob > threshold, min_area)
+
+
+def folder_items(folder: str | Path) -> list[tuple[str, Loader]]:
+    """(image id, loader) for every image file of a folder, sorted by name."""
+    from shiptoolkit.data.airbus import read_rgb
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"Image folder {str(folder)!r} not found.")
+    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not paths:
+        raise DataError(f"No .jpg/.jpeg/.png images in {str(folder)!r}.")
+    return [(p.name, lambda p=p: read_rgb(p, None)) for p in paths]
+
+
+def index_items(index) -> list[tuple[str, Loader]]:
+    """(image id, loader) for every image of an `AirbusIndex`."""
+    return [(image_id, lambda i=image_id: index.read_image(i)) for image_id in index.image_ids]
+
+
+def predict_items(model, items: Sequence[tuple[str, Loader]], settings: PredictSettings, chunk: int = 8,
+                  progress: bool = True, on_error: str = "raise") -> Iterator[tuple[str, np.ndarray | None, np.ndarray | None]]:
+    """Stream (image id, image, probabilities) over images, decoding the next chunk while the model runs.
+
+    An unreadable image raises `DataError`, or with on_error="skip" yields (id, None, None) and
+    is counted in a warning at the end: it still gets its (empty) row in a submission.
+    """
+    from tqdm import tqdm
+
+    def load(batch):
+        out = []
+        for image_id, loader in batch:
+            try:
+                out.append((image_id, loader()))
+            except DataError:
+                if on_error != "skip":
+                    raise
+                out.append((image_id, None))
+        return out
+
+    chunks = [items[k:k + chunk] for k in range(0, len(items), chunk)]
+    skipped = []
+    bar = tqdm(total=len(items), desc="predict", unit="img", disable=not progress)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(load, chunks[0]) if chunks else None
+        for k in range(len(chunks)):
+            loaded = pending.result()
+            pending = pool.submit(load, chunks[k + 1]) if k + 1 < len(chunks) else None
+            yield from _predict_loaded(model, loaded, settings, skipped)
+            bar.update(len(loaded))
+    bar.close()
+    if skipped:
+        warnings.warn(f"{len(skipped)} unreadable image(s) predicted as empty, e.g. {skipped[:3]}", stacklevel=2)
+
+
+def _predict_loaded(model, loaded, settings: PredictSettings, skipped: list[str]):
+    good = [(i, im) for i, im in loaded if im is not None]
+    by_shape: dict[tuple, list[int]] = {}
+    for k, (_, image) in enumerate(good):
+        by_shape.setdefault(image.shape, []).append(k)
+    probs: dict[str, np.ndarray] = {}
+    for members in by_shape.values():  # one batched call per image size in the chunk
+        stack = np.stack([good[k][1] for k in members])
+        out = predict_probabilities(model, stack, overlap=settings.overlap, batch_size=settings.batch_size,
+                                    tta=settings.tta)
+        probs.update({good[k][0]: p for k, p in zip(members, out, strict=True)})
+    for image_id, image in loaded:
+        if image is None:
+            skipped.append(image_id)
+            yield image_id, None, None
+        else:
+            yield image_id, image, probs[image_id]
+
+
+def predict_labels(model, items: Sequence[tuple[str, Loader]], settings: PredictSettings, progress: bool = True,
+                   on_error: str = "raise") -> Iterable[tuple[str, np.ndarray | None]]:
+    """(image id, instance labels or None for an unreadable image) for every item."""
+    for image_id, _, prob in predict_items(model, items, settings, progress=progress, on_error=on_error):
+        yield image_id, None if prob is None else postprocess(prob, settings.threshold, settings.min_area,
+                                                                settings.gate_threshold)

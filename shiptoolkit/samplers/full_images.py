@@ -1,0 +1,66 @@
+"""Whole images, at full size or resized, with control over how many empty images an epoch sees."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from shiptoolkit.data.airbus import AirbusIndex
+from shiptoolkit.samplers.base import Sampler
+
+
+class FullImageSampler(Sampler):
+    """Whole images (optionally resized), with `empty_fraction` to down-sample the ~78% empty ones.
+
+    Training on full images shows the model the big picture (coasts, clouds, wakes) that
+    patches cut away. Resizing loses small ships: at `size = 256` a 100 px ship keeps ~11 px.
+
+    Args:
+        index: the images to sample from (passed by shiptoolkit).
+        size: output height and width (0 = the images' own size); images are resized with area
+            interpolation, masks with nearest neighbour.
+        empty_fraction: fraction of each epoch's images without ships; every ship image is used
+            once per epoch and empty images are drawn anew each epoch to fill the rest
+            (negative = keep the data's natural fraction: every image once).
+        seed: seed of every random choice.
+    """
+
+    def __init__(self, index: AirbusIndex, size: int = 0, empty_fraction: float = -1.0, seed: int = 0) -> None:
+        super().__init__(index, seed)
+        if size < 0 or (size and size < 8):
+            raise ValueError(f"size must be 0 (full size) or >= 8. Received: size={size}")
+        if empty_fraction >= 1.0:
+            raise ValueError(f"empty_fraction must be < 1 (negative = natural). Received: empty_fraction={empty_fraction}")
+        self.size = size
+        self.empty_fraction = empty_fraction
+        self.ship_ids, self.empty_ids = index.ship_ids, index.empty_ids
+        if empty_fraction < 0 or not self.ship_ids:
+            self.n_empty = len(self.empty_ids)
+        else:
+            self.n_empty = min(len(self.empty_ids), round(len(self.ship_ids) * empty_fraction / (1 - empty_fraction)))
+        self._order: tuple[int, list[str]] | None = None
+
+    @property
+    def output_shape(self) -> tuple[int, int]:
+        return (self.size, self.size) if self.size else tuple(self.index.shape)
+
+    def __len__(self) -> int:
+        return len(self.ship_ids) + self.n_empty
+
+    def order(self, epoch: int) -> list[str]:
+        """The epoch's images: all ship images plus `n_empty` empty ones drawn for this epoch, shuffled."""
+        if self._order is None or self._order[0] != epoch:
+            rng = self.rng(epoch, 2**31)
+            empties = [self.empty_ids[j] for j in rng.permutation(len(self.empty_ids))[: self.n_empty]]
+            ids = self.ship_ids + empties
+            self._order = (epoch, [ids[j] for j in rng.permutation(len(ids))])
+        return self._order[1]
+
+    def pair(self, i: int, epoch: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        image_id = self.order(epoch)[i]
+        image, mask = self.index.read_image(image_id), self.index.mask(image_id)
+        if self.size and (self.size, self.size) != image.shape[:2]:
+            import cv2
+
+            image = cv2.resize(image, (self.size, self.size), interpolation=cv2.INTER_AREA)
+            mask = cv2.resize(mask, (self.size, self.size), interpolation=cv2.INTER_NEAREST)
+        return image, mask

@@ -1,0 +1,88 @@
+"""Ship patches mixed with empty sea patches in a controlled ratio: the seed's lesson."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from shiptoolkit.data.airbus import AirbusIndex
+from shiptoolkit.samplers.patches import PatchSampler
+
+EMPTY_TRIES = 12
+
+
+class MixedSampler(PatchSampler):
+    """A `ship_fraction` of patches around ships; the rest empty sea, from empty images and ship-free areas.
+
+    The seed project trained on ship patches only and saw ships everywhere. Empty patches come
+    both from images without ships and from the ship-free parts of ship images, so the model
+    also learns the sea right next to ships. The ship/empty split of each epoch is exact (up to
+    rounding to whole groups of `patches_per_image`).
+
+    Args:
+        index: the images to sample from (passed by shiptoolkit).
+        patch_size: side of the square patches in pixels.
+        ship_fraction: fraction of patches that contain ship pixels, in [0, 1].
+        empty_from_ship_images: fraction of the empty patches cut from ship-free areas of ship
+            images (the rest come from images without ships).
+        patches_per_epoch: pairs per epoch (0 = the number of ships / ship_fraction).
+        patches_per_image: consecutive patches cut from one image visit (decoded once).
+        seed: seed of every random choice.
+    """
+
+    def __init__(self, index: AirbusIndex, patch_size: int = 128, ship_fraction: float = 0.5,
+                 empty_from_ship_images: float = 0.3, patches_per_epoch: int = 0, patches_per_image: int = 4,
+                 seed: int = 0) -> None:
+        super().__init__(index, patch_size, patches_per_image, seed)
+        if not 0.0 <= ship_fraction <= 1.0:
+            raise ValueError(f"ship_fraction must be in [0, 1]. Received: ship_fraction={ship_fraction}")
+        if not 0.0 <= empty_from_ship_images <= 1.0:
+            raise ValueError("empty_from_ship_images must be in [0, 1]. "
+                             f"Received: empty_from_ship_images={empty_from_ship_images}")
+        if patches_per_epoch < 0:
+            raise ValueError(f"patches_per_epoch must be >= 0. Received: patches_per_epoch={patches_per_epoch}")
+        self.ship_ids, self.empty_ids = index.ship_ids, index.empty_ids
+        if ship_fraction > 0 and not self.ship_ids:
+            raise ValueError(f"ship_fraction={ship_fraction} needs images with ships; this index has none.")
+        if ship_fraction < 1 and not self.empty_ids and not self.ship_ids:
+            raise ValueError("mixed needs images to cut empty patches from.")
+        self.ship_fraction, self.empty_from_ship_images = ship_fraction, empty_from_ship_images
+        ships = sum(index[i].n_ships for i in self.ship_ids)
+        default = round(ships / ship_fraction) if ship_fraction > 0 else len(index)
+        self.length = patches_per_epoch or max(1, default)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def make_plan(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Per group: kind (0 ship, 1 empty from a ship image, 2 empty image) and the image's position."""
+        groups = -(-self.length // self.patches_per_image)
+        n_ship = round(groups * self.ship_fraction)
+        n_from_ships = round((groups - n_ship) * self.empty_from_ship_images) if self.ship_ids else 0
+        if not self.empty_ids:
+            n_from_ships = groups - n_ship
+        kinds = np.array([0] * n_ship + [1] * n_from_ships + [2] * (groups - n_ship - n_from_ships))
+        kinds = kinds[rng.permutation(groups)]
+        pool = {0: len(self.ship_ids), 1: len(self.ship_ids), 2: len(self.empty_ids)}
+        images = np.array([rng.integers(pool[k]) if pool[k] else 0 for k in kinds])
+        return kinds, images
+
+    def pair(self, i: int, epoch: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        kinds, images = self.plan(epoch)
+        group = i // self.patches_per_image
+        kind, position = int(kinds[group]), int(images[group])
+        rng = self.rng(epoch, i)
+        if kind == 0:
+            image_id = self.ship_ids[position]
+            return self.crop(image_id, *self.window_around_ship(rng, image_id))
+        if kind == 1:
+            image_id = self.ship_ids[position]
+            _, mask = self.load(image_id)
+            p = self.patch_size
+            for _ in range(EMPTY_TRIES):  # a ship-free window of a ship image
+                top, left = self.random_window(rng)
+                if not mask[top:top + p, left:left + p].any():
+                    return self.crop(image_id, top, left)
+            if not self.empty_ids:  # crowded image and nowhere else to go: the emptiest window seen
+                return self.crop(image_id, top, left)
+            position = int(rng.integers(len(self.empty_ids)))  # crowded image: an empty image instead
+        return self.crop(self.empty_ids[position], *self.random_window(rng))

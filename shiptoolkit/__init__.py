@@ -27,6 +27,13 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Config",
+    "evaluate",
+    "open_dataset",
+    "predict",
+    "run",
+    "score_submission",
+    "train",
+    "load_model",
     "ConfigError",
     "DataError",
     "PluginError",
@@ -52,3 +59,24 @@ def list_components(kind: str, pattern: str = "*") -> list[str]:
 def create_component(kind: str, name: str, /, *args: Any, **params: Any) -> Any:
     """Build a registered component by name, e.g. `create_component("loss", "dice")`."""
     return get_registry(kind).create(name, *args, **params)
+
+
+# The stages import Keras/TensorFlow: load them on first use so `import shiptoolkit` stays light.
+_LAZY = {
+    "train": ("shiptoolkit.train", "train"),
+    "predict": ("shiptoolkit.evaluate", "predict_stage"),
+    "evaluate": ("shiptoolkit.evaluate", "evaluate"),
+    "run": ("shiptoolkit.runner", "run"),
+    "open_dataset": ("shiptoolkit.data.source", "open_dataset"),
+    "score_submission": ("shiptoolkit.scoring", "score_submission"),
+    "load_model": ("shiptoolkit.model_io", "load_model"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        return getattr(importlib.import_module(module), attr)
+    raise AttributeError(f"module 'shiptoolkit' has no attribute {name!r}")

@@ -8,6 +8,7 @@ the best, worst and false-positive images.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from dataclasses import dataclass, field
@@ -69,6 +70,7 @@ class EvaluateResult:
     best: dict | None = None
     metrics_path: Path | None = None
     plot_path: Path | None = None
+    submission: Any = None
 
     def table(self) -> str:
         m = self.metrics
@@ -87,7 +89,7 @@ class EvaluateResult:
 
 
 def evaluate(config: Config, model, run_dir: str | Path | None = None, index=None,
-             progress: bool = True) -> EvaluateResult:
+             progress: bool = True, submission: str | Path | None = None) -> EvaluateResult:
     """Predict full validation images and score them.
 
     Args:
@@ -96,8 +98,10 @@ def evaluate(config: Config, model, run_dir: str | Path | None = None, index=Non
         run_dir: where metrics.json and examples.png go (None: nothing written).
         index: the images to score (default: the validation split of the config's data).
         progress: show a progress bar.
+        submission: also write these predictions as a submission CSV (one prediction pass).
     """
     from shiptoolkit.data.source import train_val_indexes
+    from shiptoolkit.submission import SubmissionWriter
 
     e = config["evaluate"]
     if index is None:
@@ -118,26 +122,23 @@ def evaluate(config: Config, model, run_dir: str | Path | None = None, index=Non
             for a in (e["scan_min_areas"] or [settings.min_area])]
     scans = {combo: F2Accumulator() for combo in grid} if len(grid) > 1 else {}
     model = _model(model)
-    for image_id, _, prob in predict_items(model, index_items(index), settings, progress=progress,
-                                           on_error=config["data"]["on_error"]):
-        true = index.labels(image_id)
-        pred = np.zeros_like(true) if prob is None else postprocess(prob, settings.threshold, settings.min_area,
-                                                                     settings.gate_threshold)
-        for name, evaluator in evaluators.items():
-            evaluator.update(true, pred, image_id) if name == "f2" else evaluator.update(true, pred)
-        if "f2" not in evaluators:
-            f2_main.update(true, pred, image_id)
-        for (threshold, min_area), acc in scans.items():
-            scanned = np.zeros_like(true) if prob is None else postprocess(prob, threshold, min_area,
-                                                                            settings.gate_threshold)
-            acc.add(image_id, iou_matrix_from_labels(true, scanned))
+    writer = SubmissionWriter(submission) if submission else contextlib.nullcontext()
+    with writer:
+        for image_id, prob in _probabilities(model, index, settings, progress, config["data"]["on_error"]):
+            true = index.labels(image_id)
+            pred = np.zeros_like(true) if prob is None else postprocess(prob, settings.threshold, settings.min_area,
+                                                                         settings.gate_threshold)
+            if submission:
+                writer.write(image_id, None if prob is None else pred)
+            _update(evaluators, f2_main, scans, image_id, true, pred, prob, settings)
+    submission_summary = writer.summary if submission else None
     metrics = f2_main.result()
     for name, evaluator in evaluators.items():
         if name != "f2":
             metrics.update(evaluator.result())
     scan = [{"threshold": t, "min_area": a, **acc.summary()} for (t, a), acc in scans.items()]
     best = max(scan, key=lambda row: row["f2"]) if scan else None
-    result = EvaluateResult(metrics, f2_main.rows, scan, best)
+    result = EvaluateResult(metrics, f2_main.rows, scan, best, submission=submission_summary)
     if run_dir is not None:
         run_dir = Path(run_dir)
         result.metrics_path = run_dir / "metrics.json"
@@ -147,6 +148,25 @@ def evaluate(config: Config, model, run_dir: str | Path | None = None, index=Non
         result.plot_path = _plot_examples(model, index, f2_main.rows, settings, e["plot_examples"],
                                           run_dir / "examples.png")
     return result
+
+
+def _probabilities(model, index, settings: PredictSettings, progress: bool, on_error: str):
+    for image_id, _, prob in predict_items(model, index_items(index), settings, progress=progress, on_error=on_error):
+        yield image_id, prob
+
+
+def _update(evaluators: dict, f2_main, scans: dict, image_id: str, true, pred, prob, settings: PredictSettings) -> None:
+    for name, evaluator in evaluators.items():
+        if name == "f2":
+            evaluator.update(true, pred, image_id)
+        else:
+            evaluator.update(true, pred)
+    if "f2" not in evaluators:
+        f2_main.update(true, pred, image_id)
+    for (threshold, min_area), acc in scans.items():
+        scanned = np.zeros_like(true) if prob is None else postprocess(prob, threshold, min_area,
+                                                                        settings.gate_threshold)
+        acc.add(image_id, iou_matrix_from_labels(true, scanned))
 
 
 def _plot_examples(model, index, rows: list[dict], settings: PredictSettings, per_row: int, out: Path) -> Path | None:

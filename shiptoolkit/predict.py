@@ -155,8 +155,11 @@ def index_items(index) -> list[tuple[str, Loader]]:
     return [(image_id, lambda i=image_id: index.read_image(i)) for image_id in index.image_ids]
 
 
+Prediction = tuple[str, np.ndarray | None, np.ndarray | None]  # (image id, image, probabilities)
+
+
 def predict_items(model, items: Sequence[tuple[str, Loader]], settings: PredictSettings, chunk: int = 8,
-                  progress: bool = True, on_error: str = "raise") -> Iterator[tuple[str, np.ndarray | None, np.ndarray | None]]:
+                  progress: bool = True, on_error: str = "raise") -> Iterator[Prediction]:
     """Stream (image id, image, probabilities) over images, decoding the next chunk while the model runs.
 
     An unreadable image raises `DataError`, or with on_error="skip" yields (id, None, None) and

@@ -113,10 +113,17 @@ def run(config: Config | str | Path, stages: Sequence[str] | None = None, model:
         model_path = result.train.best_model_path
         result.files.update(model=model_path, history=result.run_dir / "history.csv",
                             history_plot=result.run_dir / "history.png")
-    if "predict" in ordered:
+    # Predicting the validation images for the submission and for evaluation is one pass, not two.
+    one_pass = ("predict" in ordered and "evaluate" in ordered and config["predict"]["images"] == "validation"
+                and config["predict"]["max_images"] == config["evaluate"]["max_images"])
+    if "predict" in ordered and not one_pass:
         result.predict = predict_stage(config, model_path, result.run_dir, progress=progress)
         result.files["submission"] = result.predict.path
     if "evaluate" in ordered:
-        result.evaluate = evaluate(config, model_path, run_dir=result.run_dir, progress=progress)
+        submission = result.run_dir / config["predict"]["out"] if one_pass else None
+        result.evaluate = evaluate(config, model_path, run_dir=result.run_dir, progress=progress,
+                                   submission=submission)
         result.files.update(metrics=result.evaluate.metrics_path, examples_plot=result.evaluate.plot_path)
+        if one_pass:
+            result.files["submission"] = submission
     return result

@@ -23,29 +23,47 @@ class SubmissionSummary:
     seconds: float
 
 
-def write_submission(rows: Iterable[tuple[str, np.ndarray | None]], path: str | Path,
-                     overwrite: bool = False) -> SubmissionSummary:
-    """Stream (image id, label image or None) rows into a submission CSV.
+class SubmissionWriter:
+    """Writes rows as predictions arrive: `with SubmissionWriter(path) as w: w.write(image_id, labels)`.
 
     Every image gets at least one row; ships come from a label image, so they never overlap.
     An existing file is an error unless `overwrite=True`.
     """
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise ShiptoolkitError(f"{str(path)!r} exists; choose another --out (or pass overwrite=True).")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
-    images = with_ships = ships = 0
-    with path.open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["ImageId", "EncodedPixels"])
+
+    def __init__(self, path: str | Path, overwrite: bool = False) -> None:
+        self.path = Path(path)
+        if self.path.exists() and not overwrite:
+            raise ShiptoolkitError(f"{str(self.path)!r} exists; choose another --out (or pass overwrite=True).")
+        self.images = self.with_ships = self.ships = 0
+
+    def __enter__(self) -> SubmissionWriter:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._start = time.perf_counter()
+        self._file = self.path.open("w", newline="")
+        self._csv = csv.writer(self._file)
+        self._csv.writerow(["ImageId", "EncodedPixels"])
+        return self
+
+    def write(self, image_id: str, labels: np.ndarray | None) -> None:
+        rles = instances_to_rles(labels) if labels is not None else []
+        self.images += 1
+        self.with_ships += bool(rles)
+        self.ships += len(rles)
+        self._csv.writerows([(image_id, rle) for rle in rles] or [(image_id, "")])
+
+    def __exit__(self, *exc) -> None:
+        self._file.close()
+        self.summary = SubmissionSummary(self.path, self.images, self.with_ships, self.ships,
+                                         round(time.perf_counter() - self._start, 2))
+
+
+def write_submission(rows: Iterable[tuple[str, np.ndarray | None]], path: str | Path,
+                     overwrite: bool = False) -> SubmissionSummary:
+    """Stream (image id, label image or None) rows into a submission CSV (see `SubmissionWriter`)."""
+    with SubmissionWriter(path, overwrite) as writer:
         for image_id, labels in rows:
-            rles = instances_to_rles(labels) if labels is not None else []
-            images += 1
-            with_ships += bool(rles)
-            ships += len(rles)
-            writer.writerows([(image_id, rle) for rle in rles] or [(image_id, "")])
-    return SubmissionSummary(path, images, with_ships, ships, round(time.perf_counter() - start, 2))
+            writer.write(image_id, labels)
+    return writer.summary
 
 
 def read_submission(path: str | Path) -> dict[str, list[str]]:

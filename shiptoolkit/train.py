@@ -189,7 +189,8 @@ def train(config: Config, run_dir: str | Path | None = None, resume: str | Path 
     val_batches = None
     if val_sampler is not None:
         steps = t["validation_steps"] or math.ceil(len(val_sampler) / t["batch_size"])
-        val_batches = SamplerBatches(val_sampler, t["batch_size"], None, steps, t["workers"], on_error, fixed_epoch=True)
+        val_batches = SamplerBatches(val_sampler, t["batch_size"], None, steps, t["workers"], on_error,
+                                     fixed_epoch=True)
     state = {"status": "running", "epochs_completed": initial_epoch, "epochs": t["epochs"]}
     _write_state(run_dir, **state)
     strategy = distribution_strategy(t["strategy"])

@@ -40,4 +40,4 @@ def cli(plugins: tuple[str, ...]) -> None:
         load_local_plugin(spec)
 
 
-from shiptoolkit.cli import components, data, plugins_cmd, run, score, synth  # noqa: E402,F401  (commands attach themselves)
+from shiptoolkit.cli import components, data, plugins_cmd, predict, run, score, synth, train  # noqa: E402,F401  (commands attach themselves)

@@ -29,7 +29,7 @@ class FullImageSampler(Sampler):
         if size < 0 or (size and size < 8):
             raise ValueError(f"size must be 0 (full size) or >= 8. Received: size={size}")
         if empty_fraction >= 1.0:
-            raise ValueError(f"empty_fraction must be < 1 (negative = natural). Received: empty_fraction={empty_fraction}")
+            raise ValueError(f"empty_fraction must be < 1 (negative = natural). Received: {empty_fraction=}")
         self.size = size
         self.empty_fraction = empty_fraction
         self.ship_ids, self.empty_ids = index.ship_ids, index.empty_ids

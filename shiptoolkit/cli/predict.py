@@ -1,0 +1,49 @@
+"""`shiptoolkit predict`: a Kaggle submission for a folder of images."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+
+from shiptoolkit.cli import cli
+
+
+@cli.command()
+@click.argument("config", required=False, type=click.Path(exists=True, dir_okay=False))
+@click.option("--model", type=click.Path(exists=True, dir_okay=False), help="A trained .keras model.")
+@click.option("--run", "run_dir", type=click.Path(exists=True, file_okay=False),
+              help="A run directory: uses its best.keras and (without CONFIG) its config.toml.")
+@click.option("--images", required=True, type=click.Path(exists=True, file_okay=False), help="Folder of images.")
+@click.option("--out", default="submission.csv", show_default=True, type=click.Path(dir_okay=False),
+              help="Submission CSV to write (never overwritten).")
+@click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE",
+              help="Override a config value, e.g. --set predict.threshold=0.6.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def predict(config: str | None, model: str | None, run_dir: str | None, images: str, out: str,
+            overrides: tuple[str, ...], quiet: bool) -> None:
+    """Predict every image of a folder and write a Kaggle submission (one row per ship).
+
+    Thresholds, overlap, TTA, min_area and the image gate come from the config's [predict]
+    section (CONFIG, else the run's config.toml, else the defaults).
+
+    Example:
+
+        shiptoolkit predict --run runs/quickstart-20260101-120000 --images test_v2 --out submission.csv
+    """
+    from shiptoolkit.evaluate import predict_stage
+    from shiptoolkit.runner import prepare_config
+
+    if run_dir:
+        model = model or str(Path(run_dir) / "best.keras")
+        config = config or str(Path(run_dir) / "config.toml")
+    if not model:
+        raise click.UsageError("Give --model MODEL.keras or --run RUN_DIR.")
+    resolved = prepare_config(config or {}, overrides)
+    start = time.perf_counter()
+    result = predict_stage(resolved, model, ".", progress=not quiet, images=images, out=out)
+    s = result.summary
+    seconds = time.perf_counter() - start
+    click.echo(f"wrote {s.path}: {s.images} images, {s.images_with_ships} with ships, {s.ships} ships "
+               f"({seconds / max(1, s.images):.2f} s per image)")

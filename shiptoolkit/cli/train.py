@@ -1,0 +1,42 @@
+"""`shiptoolkit train CONFIG`: only the training stage; `--resume RUN_DIR` continues a run."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from shiptoolkit.cli import cli
+
+
+@cli.command()
+@click.argument("config", required=False, type=click.Path(exists=True, dir_okay=False))
+@click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE", help="Override a config value.")
+@click.option("--resume", type=click.Path(exists=True, file_okay=False),
+              help="Continue an interrupted run from its last checkpoint (uses the run's saved config).")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def train(config: str | None, overrides: tuple[str, ...], resume: str | None, quiet: bool) -> None:
+    """Train the model of an experiment file into a new run directory.
+
+    Examples:
+
+        shiptoolkit train examples/resnet34_mixed.toml --set train.epochs=3
+
+        shiptoolkit train --resume runs/resnet34_mixed-20260101-120000 --set train.epochs=30
+    """
+    from shiptoolkit.runner import prepare_config
+    from shiptoolkit.train import train as train_stage
+
+    if not config and not resume:
+        raise click.UsageError("Give a CONFIG file, or --resume RUN_DIR.")
+    resolved = None if resume else prepare_config(config, overrides)
+    try:
+        result = train_stage(resolved, resume=resume, overrides=list(overrides), progress=not quiet)
+    except KeyboardInterrupt:
+        click.echo("\ninterrupted: continue with `shiptoolkit train --resume RUN_DIR` (see runs/)", err=True)
+        sys.exit(130)
+    click.echo(f"run directory: {result.run_dir}")
+    click.echo(f"  best model:   {result.best_model_path}")
+    click.echo(f"  history:      {result.run_dir / 'history.csv'} (plot: history.png)")
+    if result.skipped_items:
+        click.echo(f"  skipped {len(result.skipped_items)} unreadable item(s); first: {result.skipped_items[0]}")

@@ -1,0 +1,104 @@
+import keras
+import numpy as np
+import pytest
+
+from shiptoolkit.predict import (
+    PredictSettings,
+    folder_items,
+    postprocess,
+    predict_labels,
+    predict_probabilities,
+    window_positions,
+)
+from shiptoolkit.submission import read_submission, write_submission
+
+
+def red_channel_model(window):
+    """Outputs its input's red channel / 255 (no activation): stitching must reproduce the image."""
+    inputs = keras.Input((window, window, 3))
+    conv = keras.layers.Conv2D(1, 1, use_bias=False)
+    outputs = conv(inputs)
+    conv.set_weights([np.array([1 / 255, 0, 0], "float32").reshape(1, 1, 3, 1)])
+    return keras.Model(inputs, outputs)
+
+
+class CountingModel:
+    def __init__(self, model):
+        self.model, self.calls = model, 0
+        self.input_shape = model.input_shape
+
+    def predict_on_batch(self, x):
+        self.calls += 1
+        return self.model.predict_on_batch(x)
+
+
+@pytest.mark.parametrize("size", [64, 80])  # a multiple of the window, and not
+@pytest.mark.parametrize("overlap", [0.0, 0.25, 0.5])
+@pytest.mark.parametrize("tta", [False, True])
+def test_stitching_reproduces_the_red_channel(size, overlap, tta):
+    images = np.random.default_rng(0).integers(0, 256, (3, size, size, 3), dtype=np.uint8)
+    prob = predict_probabilities(red_channel_model(32), images, overlap=overlap, tta=tta)
+    assert prob.shape == (3, size, size)
+    np.testing.assert_allclose(prob, images[..., 0] / 255, atol=1e-5)
+
+
+def test_windows_of_several_images_share_batches():
+    model = CountingModel(red_channel_model(32))
+    images = np.zeros((4, 64, 64, 3), np.uint8)
+    predict_probabilities(model, images, overlap=0.0, batch_size=64)  # 4 images x 4 windows = 16
+    assert model.calls == 1
+
+
+def test_window_positions_cover_the_edge():
+    assert window_positions(100, 32, 0.0) == [0, 32, 64, 68]
+    assert window_positions(64, 32, 0.5) == [0, 16, 32]
+    with pytest.raises(ValueError, match="larger than the image"):
+        window_positions(16, 32, 0.0)
+
+
+def test_fully_convolutional_model_predicts_whole_images():
+    inputs = keras.Input((None, None, 3))
+    conv = keras.layers.Conv2D(1, 1, use_bias=False)
+    model = keras.Model(inputs, conv(inputs))
+    conv.set_weights([np.array([1 / 255, 0, 0], "float32").reshape(1, 1, 3, 1)])
+    images = np.random.default_rng(1).integers(0, 256, (2, 50, 70, 3), dtype=np.uint8)
+    np.testing.assert_allclose(predict_probabilities(model, images, tta=True), images[..., 0] / 255, atol=1e-5)
+
+
+def test_postprocess_gate_and_min_area():
+    prob = np.zeros((20, 20), np.float32)
+    prob[2:6, 2:6] = 0.9
+    prob[15, 15] = 0.8
+    assert postprocess(prob).max() == 2
+    assert postprocess(prob, min_area=2).max() == 1
+    assert postprocess(prob, gate_threshold=0.95).max() == 0
+    assert postprocess(prob, threshold=0.85).max() == 1
+
+
+def test_submission_round_trips_and_every_image_is_present(tmp_path, rect_dataset):
+    model = red_channel_model(32)
+    items = folder_items(rect_dataset / "train_v2")
+    labels = dict(predict_labels(model, items, PredictSettings(threshold=0.5), progress=False))
+    summary = write_submission(labels.items(), tmp_path / "sub.csv")
+    back = read_submission(tmp_path / "sub.csv")
+    assert set(back) == set(labels) and summary.images == 12 and summary.ships == sum(map(len, back.values()))
+    from shiptoolkit.data.rle import rle_decode
+
+    for image_id, lab in labels.items():
+        masks = [rle_decode(r, lab.shape) for r in back[image_id]]
+        assert len(masks) == lab.max()
+        if masks:
+            assert np.sum(masks, axis=0).max() == 1  # no two rows of one image overlap
+            assert np.array_equal(np.sum(masks, axis=0), (lab > 0).astype(np.uint8))
+    with pytest.raises(Exception, match="exists"):
+        write_submission(labels.items(), tmp_path / "sub.csv")
+
+
+def test_unreadable_images_get_empty_rows_when_skipping(tmp_path, rect_dataset):
+    (rect_dataset / "train_v2" / "broken.jpg").write_bytes(b"nope")
+    items = folder_items(rect_dataset / "train_v2")
+    with pytest.warns(UserWarning, match="1 unreadable image"):
+        rows = list(predict_labels(red_channel_model(32), items, PredictSettings(), progress=False, on_error="skip"))
+    assert dict(rows)["broken.jpg"] is None
+    summary = write_submission(rows, tmp_path / "s.csv")
+    assert summary.images == 13 and "broken.jpg" in read_submission(tmp_path / "s.csv")

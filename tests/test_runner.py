@@ -1,0 +1,100 @@
+"""The runner, the examples and the CLI stages, end to end on tiny data."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from shiptoolkit.cli import cli
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = sorted((ROOT / "examples").glob("*.toml"))
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)
+def test_every_example_passes_dry_run(example):
+    result = CliRunner().invoke(cli, ["run", str(example), "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "dry run: config is valid" in result.output and '"backbone"' in result.output
+
+
+def test_dry_run_reports_config_mistakes_cleanly(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[train]\nepoch = 3\n[sampler]\nname = "mixd"\n')
+    result = CliRunner().invoke(cli, ["run", str(bad), "--dry-run"])
+    assert result.exit_code == 1 and "unknown key 'epoch'" in result.output and "Traceback" not in result.output
+    result = CliRunner().invoke(cli, ["run", str(bad), "--dry-run", "--set", "train.epochs=1"])
+    result = CliRunner().invoke(cli, ["run", str(bad), "--dry-run", "--set", "train.epoch=1"])
+    assert "Did you mean 'epochs'" in result.output
+
+
+def test_set_overrides_show_in_the_resolved_config():
+    result = CliRunner().invoke(cli, ["run", str(ROOT / "examples" / "quickstart.toml"), "--dry-run",
+                                      "--set", "train.epochs=1", "--set", "sampler.ship_fraction=0.3"])
+    assert result.exit_code == 0 and "epochs = 1" in result.output and "ship_fraction = 0.3" in result.output
+
+
+def test_full_run_train_predict_evaluate(tmp_path):
+    from tests.test_train import tiny_config  # noqa: F401  (same tiny setup)
+
+    config = tmp_path / "tiny.toml"
+    config.write_text(f"""
+[run]
+name = "e2e"
+out_dir = "{tmp_path / 'runs'}"
+[data]
+synthetic_images = 24
+synthetic_empty_fraction = 0.5
+image_size = 128
+val_fraction = 0.25
+cache_dir = "{tmp_path / 'cache'}"
+[sampler]
+name = "mixed"
+patch_size = 64
+patches_per_epoch = 32
+[backbone]
+name = "unet"
+base_filters = 4
+depth = 2
+[train]
+epochs = 1
+batch_size = 8
+[evaluate]
+scan_thresholds = [0.3, 0.5]
+""")
+    result = CliRunner().invoke(cli, ["run", str(config), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "all-empty baseline f2" in result.output
+    run_dir = next((tmp_path / "runs").iterdir())
+    files = {p.name for p in run_dir.iterdir()}
+    assert {"best.keras", "submission.csv", "metrics.json", "history.png"} <= files
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert {"f2", "f2_all_empty_baseline", "dice_global", "false_positive_rate_empty"} <= set(metrics["metrics"])
+    assert len(metrics["scan"]) == 2 and metrics["best"]["threshold"] in (0.3, 0.5)
+    # The submission holds every validation image.
+    import pandas as pd
+
+    assert pd.read_csv(run_dir / "submission.csv")["ImageId"].nunique() == metrics["metrics"]["images"]
+
+
+def test_predict_cli_with_a_saved_model(tmp_path, rect_dataset):
+    from shiptoolkit.backbones.unet import unet
+    from shiptoolkit.model_io import save_model
+
+    model_path = save_model(unet((32, 32, 3), base_filters=4, depth=2), tmp_path / "m.keras")
+    out = tmp_path / "sub.csv"
+    result = CliRunner().invoke(cli, ["predict", "--model", str(model_path), "--images", str(rect_dataset / "train_v2"),
+                                      "--out", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "12 images" in result.output and out.is_file()
+
+
+def test_custom_experiment_script_runs(tmp_path):
+    script = ROOT / "examples" / "custom_experiment.py"
+    result = subprocess.run([sys.executable, str(script), "--tiny", "--out", str(tmp_path)], capture_output=True,
+                            text=True, timeout=600, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "f2" in result.stdout and "all-empty baseline" in result.stdout

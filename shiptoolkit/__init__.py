@@ -63,9 +63,9 @@ def create_component(kind: str, name: str, /, *args: Any, **params: Any) -> Any:
 
 # The stages import Keras/TensorFlow: load them on first use so `import shiptoolkit` stays light.
 _LAZY = {
-    "train": ("shiptoolkit.train", "train"),
-    "predict": ("shiptoolkit.evaluate", "predict_stage"),
-    "evaluate": ("shiptoolkit.evaluate", "evaluate"),
+    "train": ("shiptoolkit.training", "train"),
+    "predict": ("shiptoolkit.evaluation", "predict_stage"),
+    "evaluate": ("shiptoolkit.evaluation", "evaluate"),
     "run": ("shiptoolkit.runner", "run"),
     "open_dataset": ("shiptoolkit.data.source", "open_dataset"),
     "score_submission": ("shiptoolkit.scoring", "score_submission"),

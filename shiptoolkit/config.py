@@ -114,6 +114,7 @@ SCHEMA: dict[str, Section] = {s.name: s for s in [
         Key("min_area", int, 0, "Drop predicted ships smaller than this many pixels."),
         Key("gate_threshold", float, 0.0, "Skip images whose maximum probability is below this (0 = off)."),
         Key("batch_size", int, 32, "Windows per forward pass."),
+        Key("resize", int, 0, "Resize images to this side before predicting and probabilities back (0 = off); match a `full_images` sampler's `size`."),
         Key("max_images", int, 0, "Predict only this many images (0 = all)."),
     )),
     Section("evaluate", "Scoring on full validation images.", (

@@ -43,46 +43,43 @@ class _OverlapEvaluator:
                 f"{self.name}_mean_per_image": float(np.mean(self.per_image)) if self.per_image else float("nan")}
 
 
-class Dice:
+class _Overlap:
+    """Shared by `Dice` and `IoU`: a Keras training metric and a full-image evaluator."""
+
+    usage = frozenset({"train", "evaluate"})
+    name = ""
+
+    def __init__(self, threshold: float | None = 0.5) -> None:
+        self.threshold = threshold
+
+    def keras_metric(self):
+        from shiptoolkit import keras_metrics
+
+        cls = keras_metrics.DiceMetric if self.name == "dice" else keras_metrics.IoUMetric
+        return cls(self.threshold)
+
+    def evaluator(self) -> _OverlapEvaluator:
+        return _OverlapEvaluator(self.name)
+
+
+class Dice(_Overlap):
     """Dice coefficient: a Keras training metric, and global/per-image dice on full images.
 
     Args:
         threshold: probability threshold for the training metric (None = soft dice).
     """
 
-    usage = frozenset({"train", "evaluate"})
-
-    def __init__(self, threshold: float | None = 0.5) -> None:
-        self.threshold = threshold
-
-    def keras_metric(self):
-        from shiptoolkit.keras_metrics import DiceMetric
-
-        return DiceMetric(self.threshold)
-
-    def evaluator(self) -> _OverlapEvaluator:
-        return _OverlapEvaluator("dice")
+    name = "dice"
 
 
-class IoU:
+class IoU(_Overlap):
     """Intersection over union: a Keras training metric, and global/per-image IoU on full images.
 
     Args:
         threshold: probability threshold for the training metric (None = soft IoU).
     """
 
-    usage = frozenset({"train", "evaluate"})
-
-    def __init__(self, threshold: float | None = 0.5) -> None:
-        self.threshold = threshold
-
-    def keras_metric(self):
-        from shiptoolkit.keras_metrics import IoUMetric
-
-        return IoUMetric(self.threshold)
-
-    def evaluator(self) -> _OverlapEvaluator:
-        return _OverlapEvaluator("iou")
+    name = "iou"
 
 
 class F2Evaluator:

@@ -101,8 +101,8 @@ def run(config: Config | str | Path, stages: Sequence[str] | None = None, model:
         raise ConfigError(f"Stages {stages} need a trained model: add 'train' or pass a model "
                           "(`shiptoolkit run CONFIG --model path/to/best.keras`).")
     ordered = [s for s in STAGES if s in stages]
-    from shiptoolkit.evaluate import evaluate, predict_stage
-    from shiptoolkit.train import train
+    from shiptoolkit.evaluation import evaluate, predict_stage
+    from shiptoolkit.training import train
 
     result = RunResult(run_dir=new_run_dir(config), stages=ordered)
     config.save(result.run_dir / "config.toml")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -76,7 +77,8 @@ def _read(source, which: str):
     return frame
 
 
-def score_submission(submission, truth, lenient: bool = False, shape: tuple[int, int] = SHAPE) -> ScoreResult:
+def score_submission(submission: str | Path | Any, truth: str | Path | Any, lenient: bool = False,
+                     shape: tuple[int, int] = SHAPE) -> ScoreResult:
     """Score `submission` against `truth` (paths or DataFrames); the mean over TRUTH's images.
 
     Args:

@@ -2,7 +2,7 @@ import keras
 import numpy as np
 import pytest
 
-from shiptoolkit.predict import (
+from shiptoolkit.prediction import (
     PredictSettings,
     folder_items,
     postprocess,

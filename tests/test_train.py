@@ -10,7 +10,7 @@ from shiptoolkit.data.airbus import AirbusIndex
 from shiptoolkit.pipeline import SamplerBatches
 from shiptoolkit.plugins import get_registry
 from shiptoolkit.runner import prepare_config
-from shiptoolkit.train import train
+from shiptoolkit.training import train
 from tests.conftest import write_rect_dataset
 
 

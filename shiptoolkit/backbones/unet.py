@@ -22,7 +22,8 @@ def _conv_block(x, filters: int, batch_norm: bool, name: str):
         x = layers.Conv2D(filters, 3, padding="same", kernel_initializer="he_normal", use_bias=not batch_norm,
                           name=f"{name}{k}_conv")(x)
         if batch_norm:
-            x = layers.BatchNormalization(name=f"{name}{k}_bn")(x)
+            # momentum 0.9 (PyTorch's default): moving statistics settle within short CPU runs
+            x = layers.BatchNormalization(momentum=0.9, name=f"{name}{k}_bn")(x)
         x = layers.Activation("relu", name=f"{name}{k}_relu")(x)
     return x
 

@@ -32,7 +32,7 @@ def predict(config: str | None, model: str | None, run_dir: str | None, images: 
 
         shiptoolkit predict --run runs/quickstart-20260101-120000 --images test_v2 --out submission.csv
     """
-    from shiptoolkit.evaluate import predict_stage
+    from shiptoolkit.evaluation import predict_stage
     from shiptoolkit.runner import prepare_config
 
     if run_dir:

@@ -25,7 +25,7 @@ def train(config: str | None, overrides: tuple[str, ...], resume: str | None, qu
         shiptoolkit train --resume runs/resnet34_mixed-20260101-120000 --set train.epochs=30
     """
     from shiptoolkit.runner import prepare_config
-    from shiptoolkit.train import train as train_stage
+    from shiptoolkit.training import train as train_stage
 
     if not config and not resume:
         raise click.UsageError("Give a CONFIG file, or --resume RUN_DIR.")

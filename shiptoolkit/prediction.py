@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -33,6 +34,7 @@ class PredictSettings:
     min_area: int = 0
     gate_threshold: float = 0.0
     batch_size: int = 32
+    resize: int = 0
 
     @classmethod
     def from_config(cls, config) -> PredictSettings:
@@ -74,7 +76,7 @@ def _flips(tta: bool) -> list[tuple[int, ...]]:
     return [(), (2,), (1,), (1, 2)] if tta else [()]  # axes of (N, H, W, C) arrays: none, horizontal, vertical
 
 
-def predict_probabilities(model, images: np.ndarray, window: int | None = None, overlap: float = 0.25,
+def predict_probabilities(model: Any, images: np.ndarray, window: int | None = None, overlap: float = 0.25,
                           batch_size: int = 32, tta: bool = False, blend: str = "gaussian") -> np.ndarray:
     """Ship probabilities (N, H, W) float32 for images (N, H, W, 3) uint8, by sliding windows.
 
@@ -201,8 +203,16 @@ def _predict_loaded(model, loaded, settings: PredictSettings, skipped: list[str]
     probs: dict[str, np.ndarray] = {}
     for members in by_shape.values():  # one batched call per image size in the chunk
         stack = np.stack([good[k][1] for k in members])
+        height, width = stack.shape[1:3]
+        if settings.resize:  # the scale the model was trained at (e.g. a full_images sampler's size)
+            import cv2
+
+            stack = np.stack([cv2.resize(im, (settings.resize, settings.resize), interpolation=cv2.INTER_AREA)
+                              for im in stack])
         out = predict_probabilities(model, stack, overlap=settings.overlap, batch_size=settings.batch_size,
                                     tta=settings.tta)
+        if settings.resize:
+            out = np.stack([cv2.resize(p, (width, height), interpolation=cv2.INTER_LINEAR) for p in out])
         probs.update({good[k][0]: p for k, p in zip(members, out, strict=True)})
     for image_id, image in loaded:
         if image is None:

@@ -21,7 +21,14 @@ from shiptoolkit.competition import F2Accumulator, iou_matrix_from_labels
 from shiptoolkit.config import Config
 from shiptoolkit.errors import ConfigError
 from shiptoolkit.plugins import get_registry
-from shiptoolkit.predict import PredictSettings, folder_items, index_items, postprocess, predict_items, predict_labels
+from shiptoolkit.prediction import (
+    PredictSettings,
+    folder_items,
+    index_items,
+    postprocess,
+    predict_items,
+    predict_labels,
+)
 
 
 def _model(model):
@@ -88,7 +95,7 @@ class EvaluateResult:
         return "\n".join(lines)
 
 
-def evaluate(config: Config, model, run_dir: str | Path | None = None, index=None,
+def evaluate(config: Config, model: Any, run_dir: str | Path | None = None, index: Any = None,
              progress: bool = True, submission: str | Path | None = None) -> EvaluateResult:
     """Predict full validation images and score them.
 

@@ -1,0 +1,109 @@
+"""The docs: references generated from the code cover every component; the site builds and renders."""
+
+import http.server
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from functools import partial
+from pathlib import Path
+
+import pytest
+
+from shiptoolkit import hookspecs, reference
+from shiptoolkit.config import SCHEMA
+from shiptoolkit.plugins import KINDS, get_registry
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_every_registered_component_is_in_the_reference(kind):
+    text = reference.components_markdown()
+    for component in get_registry(kind):
+        assert f"### `{component.name}`" in text
+        for param in component.params:
+            assert f"| `{param.name}` |" in text
+
+
+def test_plugin_components_appear_too(plugin_cleanup):
+    import shiptoolkit
+
+    class Extra:
+        @shiptoolkit.hookimpl
+        def register_losses(self, register):
+            register("zero_loss", lambda scale=1.0: scale)
+
+    plugin_cleanup.append(shiptoolkit.register_plugin(Extra(), name="extra_docs_plugin"))
+    assert "### `zero_loss`" in reference.components_markdown()
+    assert "Provided by plugin `extra_docs_plugin`" in reference.components_markdown()
+
+
+def test_every_config_key_and_cli_command_is_documented():
+    text = reference.config_markdown()
+    for section in SCHEMA.values():
+        assert f"## `[{section.name}]`" in text
+        for key in section.keys:
+            assert f"| `{key.name}` |" in text
+    cli_text = reference.cli_markdown()
+    for command in ("run", "train", "predict", "score", "synth", "data check", "components", "plugins"):
+        assert f"`shiptoolkit {command}`" in cli_text
+
+
+def test_every_hook_is_in_the_docs():
+    docs = "\n".join(p.read_text() for p in (ROOT / "docs").rglob("*.md"))
+    docs += (ROOT / "plugins" / "shiptoolkit-size-balanced" / "README.md").read_text()
+    for name in dir(hookspecs):
+        if name.startswith("register_"):
+            assert name in docs, f"hook {name} is not documented"
+
+
+def find_chromium():
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if shutil.which(name):
+            return shutil.which(name)
+    return None
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    out = tmp_path_factory.mktemp("site")
+    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
+    result = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(out)], cwd=ROOT,
+                            capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out
+
+
+def test_site_builds_strict(site):
+    assert (site / "reference" / "components" / "index.html").is_file()
+    assert "resnet34_unet" in (site / "reference" / "components" / "index.html").read_text()
+
+
+def test_pages_render_in_a_headless_browser(site, tmp_path):
+    chromium = find_chromium()
+    if chromium is None:
+        if os.environ.get("SHIPTOOLKIT_REQUIRE_BROWSER"):
+            pytest.fail("Chromium is required here (SHIPTOOLKIT_REQUIRE_BROWSER is set) but was not found.")
+        pytest.skip("Chromium is not installed (apt-get install chromium); CI installs it and runs this test.")
+    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(site))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={tmp_path / 'profile'}"]
+    try:
+        for page, expected in (("getting-started/", ["Getting started", "all-empty baseline"]),
+                               ("reference/components/", ["resnet34_unet", "ship_fraction", "lovasz_hinge"])):
+            dom = subprocess.run([chromium, *flags, "--dump-dom", f"{base}/{page}"], capture_output=True, text=True,
+                                 timeout=120).stdout
+            for text in expected:
+                assert text in dom, f"{page} rendered without {text!r}"
+        shot = tmp_path / "components.png"
+        subprocess.run([chromium, *flags, f"--screenshot={shot}", "--window-size=1280,900",
+                        f"{base}/reference/components/"], capture_output=True, timeout=120)
+        assert shot.is_file() and shot.stat().st_size > 10_000
+    finally:
+        server.shutdown()

@@ -55,3 +55,9 @@ def write_rect_dataset(root, specs, size=96):
 def rect_dataset(tmp_path):
     specs = {f"img{i:02d}.jpg": ([(10 + i, 30 + i, 20, 60)] if i % 3 == 0 else []) for i in range(12)}
     return write_rect_dataset(tmp_path / "rects", specs)
+
+
+@pytest.fixture(scope="session")
+def rect_writer():
+    """`write_rect_dataset` as a fixture (test modules cannot import conftest reliably)."""
+    return write_rect_dataset

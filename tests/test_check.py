@@ -8,13 +8,12 @@ from shiptoolkit.cli import cli
 from shiptoolkit.data.check import check_dataset
 from shiptoolkit.data.rle import parse_many
 from shiptoolkit.errors import DataError
-from tests.conftest import write_rect_dataset
 
 
 @pytest.fixture
-def clean(tmp_path):
+def clean(tmp_path, rect_writer):
     specs = {"a.jpg": [(2, 6, 2, 12)], "b.jpg": [(1, 3, 1, 3), (10, 20, 10, 12)], "c.jpg": [], "d.jpg": []}
-    return write_rect_dataset(tmp_path / "clean", specs, size=32)
+    return rect_writer(tmp_path / "clean", specs, size=32)
 
 
 def test_statistics(clean):

@@ -38,8 +38,6 @@ def test_set_overrides_show_in_the_resolved_config():
 
 
 def test_full_run_train_predict_evaluate(tmp_path):
-    from tests.test_train import tiny_config  # noqa: F401  (same tiny setup)
-
     config = tmp_path / "tiny.toml"
     config.write_text(f"""
 [run]

@@ -11,18 +11,17 @@ from shiptoolkit.pipeline import SamplerBatches
 from shiptoolkit.plugins import get_registry
 from shiptoolkit.runner import prepare_config
 from shiptoolkit.training import train
-from tests.conftest import write_rect_dataset
 
 
 @pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
+def dataset(tmp_path_factory, rect_writer):
     root = tmp_path_factory.mktemp("train")
     rng = np.random.default_rng(0)
     specs = {}
     for i in range(24):
         r, c = rng.integers(4, 40, 2)
         specs[f"i{i:02d}.jpg"] = [(int(r), int(r) + 8, int(c), int(c) + 20)] if i % 2 == 0 else []
-    return write_rect_dataset(root, specs, size=64)
+    return rect_writer(root, specs, size=64)
 
 
 def tiny_config(dataset, tmp_path, **extra):

@@ -39,6 +39,28 @@ def pipeline_rate(sampler, batches: int) -> float:
     return BATCH * batches / median_seconds(epoch, repeats=3, warmup=0)
 
 
+def tf_data_rate(sampler, batches: int) -> float:
+    """The alternative the pipeline was chosen against: tf.data map over batch indices, same work."""
+    import tensorflow as tf
+
+    data = SamplerBatches(sampler, BATCH, build_augment(AUGMENT), steps=batches, workers=1)
+    h, w = sampler.output_shape
+
+    def load(b):
+        return data[int(b)]
+
+    dataset = (tf.data.Dataset.range(batches)
+               .map(lambda b: tf.numpy_function(load, [b], (tf.float32, tf.float32)), num_parallel_calls=2)
+               .map(lambda x, y: (tf.ensure_shape(x, (BATCH, h, w, 3)), tf.ensure_shape(y, (BATCH, h, w, 1))))
+               .prefetch(2))
+
+    def epoch():
+        for _ in dataset:
+            pass
+
+    return BATCH * batches / median_seconds(epoch, repeats=3, warmup=0)
+
+
 def model_rate(size: int) -> float:
     import keras
 
@@ -68,6 +90,8 @@ def main() -> None:
             report(f"pipeline_{name}_pairs_per_s", rate, "pairs/s")
             if name != "full_images":
                 report(f"pipeline_vs_model_ratio_{name}", rate / train_rate, "x")
+        mixed = get_registry("sampler").create("mixed", index, seed=0, patch_size=128)
+        report("pipeline_mixed_tf_data_pairs_per_s", tf_data_rate(mixed, batches), "pairs/s")
         uncached = get_registry("sampler").create("mixed", index, seed=0, patch_size=128, patches_per_image=1)
         cached_rate = pipeline_rate(get_registry("sampler").create("mixed", index, seed=0, patch_size=128), batches)
         report("sampler_mixed_cache_speedup", cached_rate / pipeline_rate(uncached, batches), "x")

@@ -40,3 +40,36 @@ def test_load_plugins_env_narrows_loading(installed):
     only = {**installed, "SHIPTOOLKIT_LOAD_PLUGINS": "shiptoolkit-size-balanced"}
     result = shiptoolkit(only, "plugins", "--json")
     assert [p["name"] for p in json.loads(result.stdout)] == ["size_balanced"]
+
+
+def test_a_run_uses_the_plugin_sampler_by_name(installed, tmp_path):
+    config = tmp_path / "balanced.toml"
+    config.write_text(f"""
+[run]
+name = "balanced"
+out_dir = "{tmp_path / 'runs'}"
+stages = ["train"]
+[data]
+synthetic_images = 16
+synthetic_empty_fraction = 0.5
+image_size = 128
+val_fraction = 0.25
+cache_dir = "{tmp_path / 'cache'}"
+[sampler]
+name = "size_balanced"
+patch_size = 64
+area_edges = [100, 400]
+patches_per_epoch = 16
+[backbone]
+name = "unet"
+base_filters = 4
+depth = 2
+[train]
+epochs = 1
+batch_size = 8
+""")
+    result = shiptoolkit(installed, "run", str(config), "--quiet")
+    assert result.returncode == 0, result.stderr[-3000:]
+    run_dir = next((tmp_path / "runs").iterdir())
+    assert (run_dir / "best.keras").is_file()
+    assert 'name = "size_balanced"' in (run_dir / "config.toml").read_text()

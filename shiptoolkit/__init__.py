@@ -52,7 +52,7 @@ __all__ = [
 
 
 def list_components(kind: str, pattern: str = "*") -> list[str]:
-    """Names of registered components of `kind` ('sampler', 'backbone', 'loss', 'metric')."""
+    """Names of registered components of `kind` ('sampler', 'backbone', 'loss', 'metric', 'classifier')."""
     return [c.name for c in get_registry(kind).list(pattern)]
 
 

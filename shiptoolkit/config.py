@@ -19,7 +19,7 @@ from typing import Any
 from shiptoolkit.errors import ConfigError
 
 # Sections that configure one registered component: `name = "..."` plus its parameters.
-COMPONENT_SECTIONS = {"sampler": "sampler", "backbone": "backbone", "loss": "loss"}
+COMPONENT_SECTIONS = {"sampler": "sampler", "backbone": "backbone", "loss": "loss", "classifier": "classifier"}
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,7 @@ class Section:
     doc: str
     keys: tuple[Key, ...] = ()
     component: str | None = None  # registry kind for component sections
+    # For component sections: "" = off (an optional component such as the classifier gate).
     default_component: str | None = None
 
     def key(self, name: str) -> Key | None:
@@ -113,6 +114,10 @@ SCHEMA: dict[str, Section] = {s.name: s for s in [
         Key("tta", bool, False, "Average predictions over flips (test-time augmentation)."),
         Key("min_area", int, 0, "Drop predicted ships smaller than this many pixels."),
         Key("gate_threshold", float, 0.0, "Skip images whose maximum probability is below this (0 = off)."),
+        Key("split", str, "none", "Split touching ships predicted as one blob: \"watershed\" (distance transform + "
+            "watershed) or \"none\".", ("none", "watershed")),
+        Key("split_depth", float, 1.5, "Watershed: how far (px) a ship's distance-map peak must rise above the "
+            "neck joining it to another to count as its own ship (larger = fewer splits)."),
         Key("batch_size", int, 32, "Windows per forward pass."),
         Key("resize", int, 0, "Resize images to this side before predicting and probabilities back (0 = off); match a `full_images` sampler's `size`."),
         Key("max_images", int, 0, "Predict only this many images (0 = all)."),
@@ -123,6 +128,20 @@ SCHEMA: dict[str, Section] = {s.name: s for s in [
         Key("scan_min_areas", list[int], [], "min_area values to scan with the thresholds."),
         Key("plot_examples", int, 6, "Examples per row (best, worst, false positives) in the overlay grid."),
     )),
+    Section("classifier", "Optional ship/no-ship gate: a classifier trained on whole images (resized), "
+            "in the same run; images it rejects get an empty row. `name` (\"\" = no gate) plus the "
+            "classifier's parameters, and these keys.", (
+        Key("image_size", int, 256, "Side the images are resized to for the classifier."),
+        Key("ship_fraction", float, 0.5, "Fraction of ship images in each training epoch (balanced by default)."),
+        Key("epochs", int, 10, "Maximum classifier epochs (early stopping on validation loss)."),
+        Key("steps_per_epoch", int, 0, "Batches per epoch (0 = the sampler's length / batch_size)."),
+        Key("batch_size", int, 16, "Images per batch."),
+        Key("learning_rate", float, 1e-3, "Adam learning rate."),
+        Key("threshold", float, 0.5, "Images with a lower ship probability are predicted empty (when not tuned)."),
+        Key("tune_threshold", bool, True, "After training, choose the threshold that maximises f2 on the "
+            "validation images (the segmenter's predictions included); saved in gate.json."),
+        Key("tune_images", int, 0, "Validation images used to tune the threshold (0 = all)."),
+    ), component="classifier", default_component=""),
     Section("plugins", "Local plugins to load before building components.", (
         Key("modules", list[str], [], "Each a `file.py` path (relative to the config file), `package.module` or `package.module:attr`."),
     )),
@@ -151,8 +170,9 @@ class Config:
         return self.values[section][key] if key else self.values[section]
 
     def component(self, section: str) -> tuple[str, dict[str, Any]]:
-        """`(name, params)` of a component section such as "backbone"."""
-        params = dict(self.values[section])
+        """`(name, params)` of a component section such as "backbone" (the section's own keys left out)."""
+        own = {key.name for key in SCHEMA[section].keys}
+        params = {k: v for k, v in self.values[section].items() if k not in own}
         return params.pop("name"), params
 
     def with_overrides(self, overrides: Iterable[str]) -> Config:
@@ -252,12 +272,26 @@ def _validate_component(section: Section, given: dict[str, Any], where: str, che
     name = given.pop("name", section.default_component)
     if not isinstance(name, str):
         raise ConfigError(f"{where}: {section.name}.name must be a string, got {name!r}.")
+    own = {}  # the section's own keys (e.g. classifier.epochs), next to the component's parameters
+    for key in section.keys:
+        value = given.pop(key.name, copy.deepcopy(key.default))
+        own[key.name] = check_type(value, key, f"{where}: {section.name}.{key.name}")
     if not check:
-        return {"name": name, **given}
+        return {"name": name, **own, **given}
+    if name == "" and section.default_component == "":  # an optional component, switched off
+        if given:
+            raise ConfigError(f"{where}: [{section.name}] has parameters {sorted(given)} but no name; set "
+                              f"{section.name}.name (see `shiptoolkit components {section.component}`).")
+        return {"name": "", **own}
     from shiptoolkit.plugins import get_registry
 
     registry = get_registry(section.component or section.name)
     component = registry.get(name)  # UnknownComponentError lists known names
+    if section.keys and not component.accepts_any_keyword():  # a typo may aim at a section key or a parameter
+        known = [p.name for p in component.params] + [k.name for k in section.keys]
+        for key in given:
+            if key not in known:
+                _unknown(key, known, "key", f"{where} [{section.name}] (name = {name!r})")
     try:
         registry.check_params(name, given)
     except ConfigError as exc:
@@ -269,7 +303,7 @@ def _validate_component(section: Section, given: dict[str, Any], where: str, che
         elif not param.required and param.default is not None:
             resolved[param.name] = param.default
     resolved.update({k: v for k, v in given.items() if k not in resolved})
-    return resolved
+    return {**resolved, **own}
 
 
 def _check_cross_fields(values: dict[str, dict[str, Any]], where: str) -> None:
@@ -281,6 +315,10 @@ def _check_cross_fields(values: dict[str, dict[str, Any]], where: str) -> None:
         (0.0 <= values["predict"]["overlap"] < 1.0, "predict.overlap must be in [0, 1)"),
         (0.0 <= values["predict"]["threshold"] <= 1.0, "predict.threshold must be in [0, 1]"),
         (values["data"]["synthetic_images"] >= 1, "data.synthetic_images must be >= 1"),
+        (values["predict"]["split_depth"] > 0, "predict.split_depth must be > 0"),
+        (values["classifier"]["image_size"] >= 32, "classifier.image_size must be >= 32"),
+        (0.0 < values["classifier"]["ship_fraction"] < 1.0, "classifier.ship_fraction must be in (0, 1)"),
+        (0.0 <= values["classifier"]["threshold"] <= 1.0, "classifier.threshold must be in [0, 1]"),
     ]
     for ok, message in checks:
         if not ok:

@@ -21,14 +21,7 @@ from shiptoolkit.competition import F2Accumulator, iou_matrix_from_labels
 from shiptoolkit.config import Config
 from shiptoolkit.errors import ConfigError
 from shiptoolkit.plugins import get_registry
-from shiptoolkit.prediction import (
-    PredictSettings,
-    folder_items,
-    index_items,
-    postprocess,
-    predict_items,
-    predict_labels,
-)
+from shiptoolkit.prediction import PredictSettings, folder_items, index_items, predict_items, predict_labels
 
 
 def _model(model):
@@ -37,6 +30,18 @@ def _model(model):
 
         return load_model(model)
     return model
+
+
+def _gate(config: Config, model, gate):
+    """The gate to use: the one given, else the config's, loaded from beside a model file."""
+    if gate is not None or not config["classifier"]["name"]:
+        return gate
+    if not isinstance(model, (str, Path)):
+        raise ConfigError("The config has a [classifier] but the model was passed as an object: pass "
+                          "gate=shiptoolkit.gate.load_gate(config, run_dir) too, or set classifier.name=''.")
+    from shiptoolkit.gate import load_gate
+
+    return load_gate(config, Path(model).parent)
 
 
 def _limit(items: list, n: int) -> list:
@@ -50,8 +55,11 @@ class PredictResult:
 
 
 def predict_stage(config: Config, model, run_dir: str | Path, progress: bool = True,
-                  images: str | None = None, out: str | Path | None = None) -> PredictResult:
-    """Predict predict.images ("validation" or a folder) and write the submission into the run dir."""
+                  images: str | None = None, out: str | Path | None = None, gate=None) -> PredictResult:
+    """Predict predict.images ("validation" or a folder) and write the submission into the run dir.
+
+    With a [classifier] gate, images it rejects get an empty row without being segmented.
+    """
     from shiptoolkit.data.source import train_val_indexes
     from shiptoolkit.submission import write_submission
 
@@ -63,7 +71,8 @@ def predict_stage(config: Config, model, run_dir: str | Path, progress: bool = T
     items = _limit(items, config["predict"]["max_images"])
     path = Path(out) if out else Path(run_dir) / config["predict"]["out"]
     settings = PredictSettings.from_config(config)
-    rows = predict_labels(_model(model), items, settings, progress, config["data"]["on_error"])
+    gate = _gate(config, model, gate)
+    rows = predict_labels(_model(model), items, settings, progress, config["data"]["on_error"], gate)
     return PredictResult(path, write_submission(rows, path))
 
 
@@ -96,7 +105,7 @@ class EvaluateResult:
 
 
 def evaluate(config: Config, model: Any, run_dir: str | Path | None = None, index: Any = None,
-             progress: bool = True, submission: str | Path | None = None) -> EvaluateResult:
+             progress: bool = True, submission: str | Path | None = None, gate=None) -> EvaluateResult:
     """Predict full validation images and score them.
 
     Args:
@@ -106,6 +115,8 @@ def evaluate(config: Config, model: Any, run_dir: str | Path | None = None, inde
         index: the images to score (default: the validation split of the config's data).
         progress: show a progress bar.
         submission: also write these predictions as a submission CSV (one prediction pass).
+        gate: a `shiptoolkit.gate.Gate` (default: the config's [classifier], from beside the model
+            file). Every image is still segmented, so f2 is reported with and without the gate.
     """
     from shiptoolkit.data.source import train_val_indexes
     from shiptoolkit.submission import SubmissionWriter
@@ -128,18 +139,40 @@ def evaluate(config: Config, model: Any, run_dir: str | Path | None = None, inde
     grid = [(float(t), int(a)) for t in (e["scan_thresholds"] or [settings.threshold])
             for a in (e["scan_min_areas"] or [settings.min_area])]
     scans = {combo: F2Accumulator() for combo in grid} if len(grid) > 1 else {}
+    gate = _gate(config, model, gate)
+    # What each option buys, measured on the same images: f2 without the gate and without splitting.
+    ablations = {"f2_without_gate": F2Accumulator()} if gate is not None else {}
+    if settings.split != "none":
+        ablations["f2_without_split"] = F2Accumulator()
     model = _model(model)
     writer = SubmissionWriter(submission) if submission else contextlib.nullcontext()
     with writer:
-        for image_id, prob in _probabilities(model, index, settings, progress, config["data"]["on_error"]):
-            true = index.labels(image_id)
-            pred = np.zeros_like(true) if prob is None else postprocess(prob, settings.threshold, settings.min_area,
-                                                                         settings.gate_threshold)
+        for p in predict_items(model, index_items(index), settings, progress=progress,
+                               on_error=config["data"]["on_error"], gate=gate):
+            true = index.labels(p.image_id)
+            raw = np.zeros_like(true) if p.prob is None else settings.labels(p.prob)
+            rejected = gate is not None and not gate.accepts(p.ship_probability)
+            pred = np.zeros_like(true) if rejected else raw
             if submission:
-                writer.write(image_id, None if prob is None else pred)
-            _update(evaluators, f2_main, scans, image_id, true, pred, prob, settings)
+                writer.write(p.image_id, None if p.prob is None else pred)
+            _update(evaluators, f2_main, scans, p.image_id, true, pred, None if rejected else p.prob, settings)
+            f2_main.rows[-1]["ship_probability"] = p.ship_probability
+            if "f2_without_gate" in ablations:
+                ablations["f2_without_gate"].add(p.image_id, iou_matrix_from_labels(true, raw))
+            if "f2_without_split" in ablations:
+                plain = pred if p.prob is None or rejected else settings.labels(p.prob, split="none")
+                ablations["f2_without_split"].add(p.image_id, iou_matrix_from_labels(true, plain))
     submission_summary = writer.summary if submission else None
     metrics = f2_main.result()
+    for name, acc in ablations.items():
+        metrics[name] = acc.summary()["f2"]
+    if gate is not None:
+        from shiptoolkit.gate import gate_report
+
+        probs = np.array([r["ship_probability"] for r in f2_main.rows])
+        ungated = [{**r, "f2": a["f2"]} for r, a in zip(f2_main.rows, ablations["f2_without_gate"].rows, strict=True)]
+        report = gate_report(ungated, probs, gate.threshold)
+        metrics.update({k: v for k, v in report.items() if k.startswith("gate_")})
     for name, evaluator in evaluators.items():
         if name != "f2":
             metrics.update(evaluator.result())
@@ -153,13 +186,8 @@ def evaluate(config: Config, model: Any, run_dir: str | Path | None = None, inde
                                                    "settings": settings.__dict__, "per_image": f2_main.rows},
                                                   indent=2, default=float))
         result.plot_path = _plot_examples(model, index, f2_main.rows, settings, e["plot_examples"],
-                                          run_dir / "examples.png")
+                                          run_dir / "examples.png", gate)
     return result
-
-
-def _probabilities(model, index, settings: PredictSettings, progress: bool, on_error: str):
-    for image_id, _, prob in predict_items(model, index_items(index), settings, progress=progress, on_error=on_error):
-        yield image_id, prob
 
 
 def _update(evaluators: dict, f2_main, scans: dict, image_id: str, true, pred, prob, settings: PredictSettings) -> None:
@@ -171,12 +199,12 @@ def _update(evaluators: dict, f2_main, scans: dict, image_id: str, true, pred, p
     if "f2" not in evaluators:
         f2_main.update(true, pred, image_id)
     for (threshold, min_area), acc in scans.items():
-        scanned = np.zeros_like(true) if prob is None else postprocess(prob, threshold, min_area,
-                                                                        settings.gate_threshold)
+        scanned = np.zeros_like(true) if prob is None else settings.labels(prob, threshold, min_area)
         acc.add(image_id, iou_matrix_from_labels(true, scanned))
 
 
-def _plot_examples(model, index, rows: list[dict], settings: PredictSettings, per_row: int, out: Path) -> Path | None:
+def _plot_examples(model, index, rows: list[dict], settings: PredictSettings, per_row: int, out: Path,
+                   gate=None) -> Path | None:
     """Best and worst ship images, and the empty images with false positives, re-predicted for the plot."""
     from shiptoolkit.plots import plot_overlays
 
@@ -189,13 +217,14 @@ def _plot_examples(model, index, rows: list[dict], settings: PredictSettings, pe
     if not chosen:
         return None
     ids = list(dict.fromkeys(r["ImageId"] for _, r in chosen))
-    predicted = {i: (im, p) for i, im, p in predict_items(model, index_items(index.subset(ids)), settings,
-                                                          progress=False) if im is not None}
+    predicted = {p.image_id: (p.image, p.prob) for p in predict_items(
+        model, index_items(index.subset(ids)), settings, progress=False, gate=gate, skip_rejected=True)
+        if p.image is not None}
     panels = []
     for kind, row in chosen:
         if row["ImageId"] in predicted:
             image, prob = predicted[row["ImageId"]]
             panels.append({"image": image, "true": index.labels(row["ImageId"]),
-                           "pred": postprocess(prob, settings.threshold, settings.min_area, settings.gate_threshold),
+                           "pred": settings.labels(prob),
                            "label": f"{kind}: f2 {row['f2']:.2f} ({row['true_ships']} true, {row['pred_ships']} pred)"})
     return plot_overlays(panels, out, "validation images: best, worst, false positives")

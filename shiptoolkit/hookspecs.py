@@ -61,3 +61,12 @@ def register_metrics(register: Register) -> None:
     {"train", "evaluate"}: training metrics are Keras metrics; evaluation metrics are numpy
     functions `(true_masks, pred_masks) -> float` over full images.
     """
+
+
+@hookspec
+def register_classifiers(register: Register) -> None:
+    """Register image-level ship/no-ship classifiers (the gate in front of the segmenter).
+
+    `register(name, fn)`: `fn(input_shape, **params)` returns a `keras.Model` mapping a batch of
+    RGB images in 0..255 to one sigmoid output per image: the probability that it holds a ship.
+    """

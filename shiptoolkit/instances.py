@@ -33,6 +33,53 @@ def label_instances(mask: np.ndarray, min_area: int = 0) -> np.ndarray:
     return labels
 
 
+def split_touching(mask: np.ndarray, depth: float = 1.5, min_area: int = 0) -> np.ndarray:
+    """Instance labels with touching ships split: watershed of the distance transform.
+
+    A blob of two ships is wide where each ship is and narrow where they touch: its distance
+    map (distance of each pixel to the sea) has one peak per ship. Each peak that rises at least
+    `depth` px above the neck to its neighbour seeds a watershed; a blob with one such peak stays
+    whole, so single ships are not cut. Ships moored flush side by side form no neck and are not
+    split (a predicted boundary channel would be needed for those).
+
+    Args:
+        mask: (H, W) array, nonzero = ship.
+        depth: minimum peak prominence in pixels (larger = fewer splits).
+        min_area: pieces with fewer pixels are removed after splitting.
+    """
+    from scipy import ndimage
+    from skimage.morphology import local_maxima, reconstruction
+    from skimage.segmentation import watershed
+
+    blobs = label_instances(mask)
+    out = np.zeros(blobs.shape, np.int32)
+    n = 0
+    for k, box in enumerate(ndimage.find_objects(blobs), start=1):  # each blob in its bounding box: fast
+        box = tuple(slice(max(0, s.start - 1), s.stop + 1) for s in box)  # a sea border for the transform
+        blob = blobs[box] == k
+        dist = ndimage.distance_transform_edt(blob)
+        # h-domes: peaks of the distance map rising `depth` above their surroundings, found as the
+        # plateaus of the reconstruction of (dist - depth) under dist (skimage's h_maxima returns
+        # scattered points on float ridges, which would cut one ship into several).
+        domes = local_maxima(reconstruction(dist - depth, dist, method="dilation"), connectivity=2)
+        markers, count = ndimage.label(domes & blob, structure=_EIGHT)
+        pieces = watershed(-dist, markers, mask=blob) if count > 1 else blob.astype(np.int32)
+        target = out[box]
+        target[pieces > 0] = pieces[pieces > 0] + n
+        n += max(count, 1)
+    return _keep_large(out, min_area)  # not label_instances(): that would rejoin the touching pieces
+
+
+def _keep_large(labels: np.ndarray, min_area: int) -> np.ndarray:
+    """Labels renumbered 1..n, those with fewer than `min_area` pixels removed."""
+    areas = np.bincount(labels.ravel())
+    keep = areas >= max(min_area, 1)
+    keep[0] = False
+    lookup = np.zeros(len(areas), np.int32)
+    lookup[keep] = np.arange(1, int(keep.sum()) + 1, dtype=np.int32)
+    return lookup[labels]
+
+
 def instance_runs(labels: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
     """Column-major 0-indexed `(starts, lengths)` of each label 1..max, in one vectorised pass.
 

@@ -84,3 +84,11 @@ class SamplerBatches(keras.utils.PyDataset):
         if self.skipped:
             warnings.warn(f"{len(self.skipped)} unreadable item(s) skipped so far; first: {self.skipped[0]}",
                           stacklevel=2)
+
+
+class ShipLabelBatches(SamplerBatches):
+    """(x float32 (B, H, W, 3), has-ship float32 (B, 1)) batches: image-level labels for classifiers."""
+
+    def __getitem__(self, b: int) -> tuple[np.ndarray, np.ndarray]:
+        x, y = super().__getitem__(b)
+        return x, y.reshape(len(y), -1).max(axis=1, keepdims=True)

@@ -25,6 +25,7 @@ DEFAULT_PLUGINS = (
     "shiptoolkit.backbones",
     "shiptoolkit.losses",
     "shiptoolkit.metrics",
+    "shiptoolkit.classifiers",
 )
 
 # kind -> (hook name, parameters the framework passes itself and users never configure)
@@ -33,6 +34,7 @@ KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
     "backbone": ("register_backbones", ("input_shape",)),
     "loss": ("register_losses", ()),
     "metric": ("register_metrics", ()),
+    "classifier": ("register_classifiers", ("input_shape",)),
 }
 
 pm = pluggy.PluginManager("shiptoolkit")
@@ -162,7 +164,7 @@ def registries() -> dict[str, Registry]:
 
 
 def get_registry(kind: str) -> Registry:
-    """The registry of one kind: 'sampler', 'backbone', 'loss' or 'metric'."""
+    """The registry of one kind: 'sampler', 'backbone', 'loss', 'metric' or 'classifier'."""
     regs = registries()
     if kind not in regs:
         raise KeyError(f"Unknown component kind {kind!r}. Known kinds: {', '.join(regs)}.")

@@ -13,12 +13,12 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from shiptoolkit.errors import DataError
-from shiptoolkit.instances import label_instances
+from shiptoolkit.instances import label_instances, split_touching
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 Loader = Callable[[], np.ndarray]
@@ -35,10 +35,19 @@ class PredictSettings:
     gate_threshold: float = 0.0
     batch_size: int = 32
     resize: int = 0
+    split: str = "none"
+    split_depth: float = 1.5
 
     @classmethod
     def from_config(cls, config) -> PredictSettings:
         return cls(**{f.name: config["predict"][f.name] for f in fields(cls)})
+
+    def labels(self, prob: np.ndarray, threshold: float | None = None, min_area: int | None = None,
+               split: str | None = None) -> np.ndarray:
+        """`postprocess` with these settings (each may be overridden, e.g. by a threshold scan)."""
+        return postprocess(prob, self.threshold if threshold is None else threshold,
+                           self.min_area if min_area is None else min_area, self.gate_threshold,
+                           self.split if split is None else split, self.split_depth)
 
 
 def window_positions(size: int, window: int, overlap: float) -> list[int]:
@@ -125,7 +134,8 @@ def predict_probabilities(model: Any, images: np.ndarray, window: int | None = N
     return total / weight_sum
 
 
-def postprocess(prob: np.ndarray, threshold: float = 0.5, min_area: int = 0, gate_threshold: float = 0.0) -> np.ndarray:
+def postprocess(prob: np.ndarray, threshold: float = 0.5, min_area: int = 0, gate_threshold: float = 0.0,
+                split: str = "none", split_depth: float = 1.5) -> np.ndarray:
     """Probabilities (H, W) -> instance labels (H, W) int32, non-overlapping by construction.
 
     Args:
@@ -133,9 +143,15 @@ def postprocess(prob: np.ndarray, threshold: float = 0.5, min_area: int = 0, gat
         threshold: pixels above it are ship.
         min_area: drop ships smaller than this many pixels.
         gate_threshold: an image whose highest probability is below it gets no ships at all.
+        split: "watershed" splits touching ships (see `split_touching`), "none" keeps blobs whole.
+        split_depth: the watershed's minimum peak prominence in pixels.
     """
     if gate_threshold and float(prob.max()) < gate_threshold:
         return np.zeros(prob.shape, np.int32)
+    if split == "watershed":
+        return split_touching(prob > threshold, split_depth, min_area)
+    if split != "none":
+        raise ValueError(f"split must be 'none' or 'watershed'. Received: split={split!r}")
     return label_instances(prob > threshold, min_area)
 
 
@@ -157,15 +173,24 @@ def index_items(index) -> list[tuple[str, Loader]]:
     return [(image_id, lambda i=image_id: index.read_image(i)) for image_id in index.image_ids]
 
 
-Prediction = tuple[str, np.ndarray | None, np.ndarray | None]  # (image id, image, probabilities)
+class Prediction(NamedTuple):
+    """One image's prediction: probabilities None for an unreadable image (image None too)."""
+
+    image_id: str
+    image: np.ndarray | None
+    prob: np.ndarray | None
+    ship_probability: float = float("nan")  # the gate's verdict (nan without a gate)
 
 
 def predict_items(model, items: Sequence[tuple[str, Loader]], settings: PredictSettings, chunk: int = 8,
-                  progress: bool = True, on_error: str = "raise") -> Iterator[Prediction]:
-    """Stream (image id, image, probabilities) over images, decoding the next chunk while the model runs.
+                  progress: bool = True, on_error: str = "raise", gate=None,
+                  skip_rejected: bool = False) -> Iterator[Prediction]:
+    """Stream `Prediction`s over images, decoding the next chunk while the model runs.
 
     An unreadable image raises `DataError`, or with on_error="skip" yields (id, None, None) and
     is counted in a warning at the end: it still gets its (empty) row in a submission.
+    With a `gate` (see `shiptoolkit.gate`), each image gets its ship probability; with
+    `skip_rejected` the images the gate rejects are not segmented (all-zero probabilities).
     """
     from tqdm import tqdm
 
@@ -188,19 +213,24 @@ def predict_items(model, items: Sequence[tuple[str, Loader]], settings: PredictS
         for k in range(len(chunks)):
             loaded = pending.result()
             pending = pool.submit(load, chunks[k + 1]) if k + 1 < len(chunks) else None
-            yield from _predict_loaded(model, loaded, settings, skipped)
+            yield from _predict_loaded(model, loaded, settings, skipped, gate, skip_rejected)
             bar.update(len(loaded))
     bar.close()
     if skipped:
         warnings.warn(f"{len(skipped)} unreadable image(s) predicted as empty, e.g. {skipped[:3]}", stacklevel=2)
 
 
-def _predict_loaded(model, loaded, settings: PredictSettings, skipped: list[str]):
+def _predict_loaded(model, loaded, settings: PredictSettings, skipped: list[str], gate=None, skip_rejected=False):
     good = [(i, im) for i, im in loaded if im is not None]
+    ship_p = dict(zip([i for i, _ in good], gate.ship_probability([im for _, im in good]), strict=True)) \
+        if gate is not None else {}
+    probs: dict[str, np.ndarray] = {}
+    if skip_rejected and gate is not None:  # rejected images cost one classifier pass, no segmentation
+        probs.update({i: np.zeros(im.shape[:2], np.float32) for i, im in good if not gate.accepts(ship_p[i])})
+        good = [(i, im) for i, im in good if i not in probs]
     by_shape: dict[tuple, list[int]] = {}
     for k, (_, image) in enumerate(good):
         by_shape.setdefault(image.shape, []).append(k)
-    probs: dict[str, np.ndarray] = {}
     for members in by_shape.values():  # one batched call per image size in the chunk
         stack = np.stack([good[k][1] for k in members])
         height, width = stack.shape[1:3]
@@ -217,14 +247,14 @@ def _predict_loaded(model, loaded, settings: PredictSettings, skipped: list[str]
     for image_id, image in loaded:
         if image is None:
             skipped.append(image_id)
-            yield image_id, None, None
+            yield Prediction(image_id, None, None)
         else:
-            yield image_id, image, probs[image_id]
+            yield Prediction(image_id, image, probs[image_id], float(ship_p.get(image_id, float("nan"))))
 
 
 def predict_labels(model, items: Sequence[tuple[str, Loader]], settings: PredictSettings, progress: bool = True,
-                   on_error: str = "raise") -> Iterable[tuple[str, np.ndarray | None]]:
-    """(image id, instance labels or None for an unreadable image) for every item."""
-    for image_id, _, prob in predict_items(model, items, settings, progress=progress, on_error=on_error):
-        yield image_id, None if prob is None else postprocess(prob, settings.threshold, settings.min_area,
-                                                                settings.gate_threshold)
+                   on_error: str = "raise", gate=None) -> Iterable[tuple[str, np.ndarray | None]]:
+    """(image id, instance labels or None for an unreadable image) for every item; a gate's rejects are empty."""
+    for p in predict_items(model, items, settings, progress=progress, on_error=on_error, gate=gate,
+                           skip_rejected=True):
+        yield p.image_id, None if p.prob is None else settings.labels(p.prob)

@@ -50,10 +50,13 @@ def config_markdown() -> str:
         out.append(f"## `[{section.name}]`\n\n{section.doc}\n")
         if section.component:
             names = ", ".join(f"`{n}`" for n in get_registry(section.component).names())
-            out.append(f"`name` picks a {section.component} (default `{section.default_component}`; "
-                       f"registered: {names}); the other keys are that component's parameters, "
+            default = f"`{section.default_component}`" if section.default_component else "`\"\"`: none"
+            own = " and the keys below" if section.keys else ""
+            out.append(f"`name` picks a {section.component} (default {default}; "
+                       f"registered: {names}); the other keys are that component's parameters{own}, "
                        f"listed in the [component reference](components.md).\n")
-            continue
+            if not section.keys:
+                continue
         out.append("| key | type | default | meaning |\n|---|---|---|---|")
         for key in section.keys:
             choices = f" One of: {', '.join(f'`{c}`' for c in key.choices)}." if key.choices else ""

@@ -53,8 +53,11 @@ def new_run_dir(config: Config) -> Path:
 def describe(config: Config) -> dict[str, Any]:
     """What a run would build: each component with its plugin and resolved parameters."""
     out: dict[str, Any] = {"stages": config["run"]["stages"]}
-    for section, kind in (("sampler", "sampler"), ("backbone", "backbone"), ("loss", "loss")):
+    for section, kind in (("sampler", "sampler"), ("backbone", "backbone"), ("loss", "loss"),
+                          ("classifier", "classifier")):
         name, params = config.component(section)
+        if not name:  # an optional component left off
+            continue
         out[section] = {"name": name, "plugin": get_registry(kind).get(name).plugin, "params": params}
     metrics = get_registry("metric")
     out["metrics"] = {usage: [f"{m} ({metrics.get(m).plugin})" for m in config["metrics"][usage]]
@@ -113,6 +116,8 @@ def run(config: Config | str | Path, stages: Sequence[str] | None = None, model:
         model_path = result.train.best_model_path
         result.files.update(model=model_path, history=result.run_dir / "history.csv",
                             history_plot=result.run_dir / "history.png")
+        if result.train.gate_path is not None:
+            result.files.update(classifier=result.run_dir / "classifier.keras", gate=result.train.gate_path)
     # Predicting the validation images for the submission and for evaluation is one pass, not two.
     one_pass = ("predict" in ordered and "evaluate" in ordered and config["predict"]["images"] == "validation"
                 and config["predict"]["max_images"] == config["evaluate"]["max_images"])

@@ -7,6 +7,7 @@ Run directory (`<run.out_dir>/<run.name>-<timestamp>/`, never reused):
     history.csv        loss and metrics per epoch (appended to on resume)
     history.png        the curves
     train_state.json   epochs completed and status: running / completed / interrupted
+    classifier.keras, gate.json   with a [classifier]: the ship/no-ship gate (see `shiptoolkit.gate`)
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class TrainResult:
     epochs_run: int
     config: Config
     skipped_items: list[str] = field(default_factory=list)
+    gate_path: Path | None = None  # gate.json when the config has a [classifier]
 
 
 def build_samplers(config: Config, train_index, val_index):
@@ -163,6 +165,9 @@ def train(config: Config, run_dir: str | Path | None = None, resume: str | Path 
         load_plugins_of(config)
         config = load_config(config.values, _source=config.source, _prior=config.overrides)
         initial_epoch = saved["epochs_completed"]
+        gate_pending = bool(config["classifier"]["name"]) and not (run_dir / "gate.json").is_file()
+        if saved.get("status") == "completed" and gate_pending:  # the segmenter is done; the gate is not
+            return _train_gate_only(config, run_dir, progress)
         if initial_epoch >= config["train"]["epochs"]:
             raise ShiptoolkitError(f"{run_dir} already trained {initial_epoch} of train.epochs="
                                    f"{config['train']['epochs']}; resume with --set train.epochs=N (N > "
@@ -213,6 +218,22 @@ def train(config: Config, run_dir: str | Path | None = None, resume: str | Path 
     if (run_dir / "history.csv").is_file():
         plot_history(run_dir / "history.csv", run_dir / "history.png")
     best = run_dir / "best.keras"
-    return TrainResult(run_dir, best if best.is_file() else run_dir / "last.keras", run_dir / "last.keras",
-                       fit.history, state["epochs_completed"] - initial_epoch, config,
-                       train_batches.skipped + (val_batches.skipped if val_batches else []))
+    best = best if best.is_file() else run_dir / "last.keras"
+    gate_path = None
+    if config["classifier"]["name"] and not stopped_nan:
+        from shiptoolkit.gate import train_gate
+
+        gate_path = train_gate(config, run_dir, best, train_index, val_index, progress)
+    return TrainResult(run_dir, best, run_dir / "last.keras", fit.history, state["epochs_completed"] - initial_epoch,
+                       config, train_batches.skipped + (val_batches.skipped if val_batches else []), gate_path)
+
+
+def _train_gate_only(config: Config, run_dir: Path, progress: bool) -> TrainResult:
+    """Resume a run whose segmenter finished but whose gate did not."""
+    from shiptoolkit.data.source import train_val_indexes
+    from shiptoolkit.gate import train_gate
+
+    best = run_dir / "best.keras" if (run_dir / "best.keras").is_file() else run_dir / "last.keras"
+    train_index, val_index = train_val_indexes(config, progress)
+    gate_path = train_gate(config, run_dir, best, train_index, val_index, progress)
+    return TrainResult(run_dir, best, run_dir / "last.keras", {}, 0, config, gate_path=gate_path)

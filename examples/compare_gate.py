@@ -24,7 +24,7 @@ HERE = Path(__file__).parent
 CPU = {
     "common": ["data.synthetic_images=600", "data.val_fraction=0.1", "predict.tta=false",
                "train.validation_steps=10", "evaluate.plot_examples=3"],
-    "seed": ["train.epochs=4", "train.steps_per_epoch=40", "train.batch_size=16"],
+    "seed": ["train.epochs=4", "train.steps_per_epoch=40", "train.batch_size=8"],
     "gated": ["sampler.patch_size=128", "train.epochs=4", "train.steps_per_epoch=40", "train.batch_size=8",
               "train.learning_rate=0.001", "classifier.name=cnn_classifier", "classifier.epochs=6",
               "classifier.steps_per_epoch=25", "classifier.learning_rate=0.001"],

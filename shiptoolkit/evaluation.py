@@ -13,7 +13,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -22,6 +22,9 @@ from shiptoolkit.config import Config
 from shiptoolkit.errors import ConfigError
 from shiptoolkit.plugins import get_registry
 from shiptoolkit.prediction import PredictSettings, folder_items, index_items, predict_items, predict_labels
+
+if TYPE_CHECKING:
+    from shiptoolkit.gate import Gate
 
 
 def _model(model):
@@ -55,7 +58,7 @@ class PredictResult:
 
 
 def predict_stage(config: Config, model, run_dir: str | Path, progress: bool = True,
-                  images: str | None = None, out: str | Path | None = None, gate=None) -> PredictResult:
+                  images: str | None = None, out: str | Path | None = None, gate: Gate | None = None) -> PredictResult:
     """Predict predict.images ("validation" or a folder) and write the submission into the run dir.
 
     With a [classifier] gate, images it rejects get an empty row without being segmented.
@@ -105,7 +108,7 @@ class EvaluateResult:
 
 
 def evaluate(config: Config, model: Any, run_dir: str | Path | None = None, index: Any = None,
-             progress: bool = True, submission: str | Path | None = None, gate=None) -> EvaluateResult:
+             progress: bool = True, submission: str | Path | None = None, gate: Gate | None = None) -> EvaluateResult:
     """Predict full validation images and score them.
 
     Args:
@@ -204,7 +207,7 @@ def _update(evaluators: dict, f2_main, scans: dict, image_id: str, true, pred, p
 
 
 def _plot_examples(model, index, rows: list[dict], settings: PredictSettings, per_row: int, out: Path,
-                   gate=None) -> Path | None:
+                   gate: Gate | None = None) -> Path | None:
     """Best and worst ship images, and the empty images with false positives, re-predicted for the plot."""
     from shiptoolkit.plots import plot_overlays
 

@@ -13,12 +13,15 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
 from shiptoolkit.errors import DataError
 from shiptoolkit.instances import label_instances, split_touching
+
+if TYPE_CHECKING:
+    from shiptoolkit.gate import Gate
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 Loader = Callable[[], np.ndarray]
@@ -183,7 +186,7 @@ class Prediction(NamedTuple):
 
 
 def predict_items(model, items: Sequence[tuple[str, Loader]], settings: PredictSettings, chunk: int = 8,
-                  progress: bool = True, on_error: str = "raise", gate=None,
+                  progress: bool = True, on_error: str = "raise", gate: Gate | None = None,
                   skip_rejected: bool = False) -> Iterator[Prediction]:
     """Stream `Prediction`s over images, decoding the next chunk while the model runs.
 
@@ -220,7 +223,8 @@ def predict_items(model, items: Sequence[tuple[str, Loader]], settings: PredictS
         warnings.warn(f"{len(skipped)} unreadable image(s) predicted as empty, e.g. {skipped[:3]}", stacklevel=2)
 
 
-def _predict_loaded(model, loaded, settings: PredictSettings, skipped: list[str], gate=None, skip_rejected=False):
+def _predict_loaded(model, loaded, settings: PredictSettings, skipped: list[str], gate: Gate | None = None,
+                    skip_rejected: bool = False):
     good = [(i, im) for i, im in loaded if im is not None]
     ship_p = dict(zip([i for i, _ in good], gate.ship_probability([im for _, im in good]), strict=True)) \
         if gate is not None else {}
@@ -253,7 +257,7 @@ def _predict_loaded(model, loaded, settings: PredictSettings, skipped: list[str]
 
 
 def predict_labels(model, items: Sequence[tuple[str, Loader]], settings: PredictSettings, progress: bool = True,
-                   on_error: str = "raise", gate=None) -> Iterable[tuple[str, np.ndarray | None]]:
+                   on_error: str = "raise", gate: Gate | None = None) -> Iterable[tuple[str, np.ndarray | None]]:
     """(image id, instance labels or None for an unreadable image) for every item; a gate's rejects are empty."""
     for p in predict_items(model, items, settings, progress=progress, on_error=on_error, gate=gate,
                            skip_rejected=True):

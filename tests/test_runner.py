@@ -96,3 +96,14 @@ def test_custom_experiment_script_runs(tmp_path):
                             text=True, timeout=600, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "f2" in result.stdout and "all-empty baseline" in result.stdout
+
+
+def test_gate_comparison_script_runs(tmp_path):
+    script = ROOT / "examples" / "compare_gate.py"
+    result = subprocess.run([sys.executable, str(script), "--tiny", "--out", str(tmp_path)], capture_output=True,
+                            text=True, timeout=600, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = json.loads((tmp_path / "comparison.json").read_text())
+    assert [r["setup"] for r in rows][-1] == "resnet34_mixed + gate + watershed split"
+    assert all(r["all-empty baseline"] == rows[0]["all-empty baseline"] for r in rows)  # the same images
+    assert "| f2 | all-empty baseline |" in (tmp_path / "comparison.md").read_text()

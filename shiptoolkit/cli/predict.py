@@ -26,7 +26,9 @@ def predict(config: str | None, model: str | None, run_dir: str | None, images: 
     """Predict every image of a folder and write a Kaggle submission (one row per ship).
 
     Thresholds, overlap, TTA, min_area and the image gate come from the config's [predict]
-    section (CONFIG, else the run's config.toml, else the defaults).
+    section (CONFIG, else the run's config.toml, else the defaults). A config with a [classifier]
+    uses the gate saved beside the model (classifier.keras, gate.json): images it rejects get an
+    empty row without being segmented.
 
     Example:
 

@@ -1,0 +1,166 @@
+"""The ship/no-ship gate, its threshold tuning, and watershed splitting of touching ships."""
+
+import json
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+
+from shiptoolkit.config import load_config
+from shiptoolkit.errors import ConfigError
+from shiptoolkit.evaluation import evaluate
+from shiptoolkit.gate import Gate, gate_report, tune_threshold
+from shiptoolkit.instances import label_instances, split_touching
+from shiptoolkit.plugins import get_registry
+from shiptoolkit.prediction import PredictSettings, index_items, postprocess, predict_labels
+from shiptoolkit.runner import prepare_config
+from shiptoolkit.training import train
+
+
+def constant_model(window: int, value: float):
+    """A 'segmenter' that sees a ship everywhere with probability `value` (the seed's failure)."""
+    inputs = keras.Input((window, window, 3))
+    outputs = keras.layers.Conv2D(1, 1, kernel_initializer="zeros",
+                                  bias_initializer=keras.initializers.Constant(value))(inputs)
+    return keras.Model(inputs, outputs)
+
+
+class RectGate:
+    """A perfect stand-in classifier: an image holds a ship iff it has a bright pixel."""
+
+    def __init__(self):
+        self.input_shape = (None, 32, 32, 3)
+
+    def predict_on_batch(self, x):
+        return (x.reshape(len(x), -1).max(axis=1, keepdims=True) > 150).astype("float32")
+
+
+@pytest.mark.parametrize("name", get_registry("classifier").names())
+def test_every_classifier_outputs_one_probability_per_image(name):
+    small = {"cnn_classifier": {"base_filters": 4, "depth": 3}}.get(name, {})
+    model = get_registry("classifier").create(name, input_shape=(64, 64, 3), **small)
+    out = np.asarray(model.predict_on_batch(np.zeros((2, 64, 64, 3), "float32")))
+    assert out.shape == (2, 1) and np.all((out >= 0) & (out <= 1))
+
+
+def test_resnet34_classifier_shares_the_unet_encoder_layer_names():
+    from shiptoolkit.backbones.resnet_unet import resnet34_unet
+
+    classifier = get_registry("classifier").create("resnet34_classifier", input_shape=(64, 64, 3))
+    unet_names = {layer.name for layer in resnet34_unet((64, 64, 3)).layers if layer.weights}
+    names = {layer.name for layer in classifier.layers if layer.weights}
+    assert {"bn_data", "conv0", "stage4_unit3_conv2", "bn1"} <= names
+    assert names - {"ship_probability"} <= unet_names
+
+
+def test_gate_turns_predictions_on_empty_images_into_empty_rows(rect_dataset):
+    from shiptoolkit.data.airbus import AirbusIndex
+
+    index = AirbusIndex.from_kaggle(rect_dataset, shape=(96, 96))
+    items = index_items(index)
+    settings = PredictSettings(overlap=0.0)
+    seg = constant_model(32, 0.9)
+    ungated = dict(predict_labels(seg, items, settings, progress=False))
+    assert all(labels.max() > 0 for labels in ungated.values())  # ships everywhere
+    gate = Gate(RectGate(), 32, threshold=0.5)
+    gated = dict(predict_labels(seg, items, settings, progress=False, gate=gate))
+    for image_id in index.image_ids:
+        assert (gated[image_id].max() > 0) == index[image_id].has_ships, image_id
+
+
+def test_evaluate_reports_f2_with_and_without_the_gate(rect_dataset):
+    from shiptoolkit.data.airbus import AirbusIndex
+
+    index = AirbusIndex.from_kaggle(rect_dataset, shape=(96, 96))
+    config = load_config({"predict": {"overlap": 0.0}, "evaluate": {"plot_examples": 0}})
+    result = evaluate(config, constant_model(32, 0.9), index=index, progress=False,
+                      gate=Gate(RectGate(), 32, threshold=0.5))
+    m = result.metrics
+    assert m["false_positive_rate_empty"] == 0.0 and m["gate_precision"] == 1.0 and m["gate_recall"] == 1.0
+    assert m["f2_without_gate"] == pytest.approx(0.0)  # every image predicted as one big ship
+    assert m["f2"] == pytest.approx(m["f2_all_empty_baseline"])  # ship images still wrong, empty ones right
+    assert m["gate_rejected_images"] == len(index.empty_ids)
+
+
+def test_threshold_tuning_maximises_gated_f2():
+    rows = [{"f2": 0.0, "empty": True}, {"f2": 0.0, "empty": True}, {"f2": 0.8, "empty": False},
+            {"f2": 0.0, "empty": False}]
+    probs = np.array([0.1, 0.3, 0.9, 0.2])
+    threshold, scan = tune_threshold(rows, probs)
+    assert 0.3 < threshold < 0.9  # rejects both empties (and the ship image the segmenter misses anyway)
+    assert max(r["f2"] for r in scan) == pytest.approx((1 + 1 + 0.8 + 0) / 4)
+    report = gate_report(rows, probs, threshold)
+    assert report["gate_precision"] == 1.0 and report["gate_recall"] == 0.5
+    assert report["f2_with_gate"] == pytest.approx(0.7) and report["f2_without_gate"] == pytest.approx(0.2)
+
+
+def test_splitting_separates_two_touching_rectangles():
+    mask = np.zeros((64, 64), np.uint8)
+    mask[10:30, 10:30] = 1
+    mask[24:44, 28:48] = 1  # overlaps the first one's corner: one blob with a neck
+    assert label_instances(mask).max() == 1
+    labels = split_touching(mask)
+    assert labels.max() == 2
+    assert sorted(np.bincount(labels.ravel())[1:]) == pytest.approx([400, 400], abs=40)
+    assert postprocess(mask.astype("float32"), split="watershed").max() == 2
+
+
+@pytest.mark.parametrize("angle", range(0, 180, 15))
+def test_splitting_keeps_single_ships_whole(angle):
+    import cv2
+
+    mask = np.zeros((120, 120), np.uint8)
+    cv2.ellipse(mask, (60, 60), (40, 7), angle, 0, 360, 1, -1)
+    assert split_touching(mask).max() == 1
+    assert split_touching(mask, min_area=10_000).max() == 0
+
+
+def test_classifier_config_is_validated():
+    with pytest.raises(ConfigError, match="Did you mean 'epochs'"):
+        load_config({"classifier": {"name": "cnn_classifier", "epoch": 2}})
+    with pytest.raises(ConfigError, match="no name"):
+        load_config({"classifier": {"depth": 3}})
+    with pytest.raises(ConfigError, match="ship_fraction"):
+        load_config({"classifier": {"name": "cnn_classifier", "ship_fraction": 1.0}})
+    with pytest.raises(ConfigError, match="watershed"):
+        load_config({"predict": {"split": "distance"}})
+
+
+def test_training_with_a_classifier_writes_and_tunes_the_gate(tmp_path, rect_writer):
+    rng = np.random.default_rng(0)
+    specs = {f"g{i:02d}.jpg": ([(int(r), int(r) + 8, int(c), int(c) + 20) for r, c in [rng.integers(4, 40, 2)]]
+                              if i % 3 == 0 else []) for i in range(24)}
+    data = rect_writer(tmp_path / "data", specs, size=64)
+    config = prepare_config({
+        "run": {"name": "gated", "out_dir": str(tmp_path / "runs"), "seed": 1},
+        "data": {"path": str(data), "image_size": 64, "val_fraction": 0.25},
+        "sampler": {"name": "mixed", "patch_size": 32, "patches_per_epoch": 32},
+        "backbone": {"name": "unet", "base_filters": 4, "depth": 2},
+        "train": {"epochs": 1, "batch_size": 8},
+        "classifier": {"name": "cnn_classifier", "base_filters": 4, "depth": 3, "image_size": 32, "epochs": 2,
+                       "batch_size": 8},
+        "predict": {"split": "watershed"},
+        "evaluate": {"plot_examples": 0},
+    })
+    result = train(config, progress=False)
+    info = json.loads(result.gate_path.read_text())
+    assert info["tuned"] and info["tuned_on_images"] == 6 and 0.0 <= info["threshold"] <= 1.0
+    assert (result.run_dir / "classifier.keras").is_file()
+    assert len(pd.read_csv(result.run_dir / "classifier_history.csv")) >= 1
+    # evaluate finds the gate beside the model file and reports both f2 values and the baseline.
+    metrics = evaluate(config, result.best_model_path, progress=False).metrics
+    assert {"f2", "f2_without_gate", "f2_without_split", "f2_all_empty_baseline", "gate_recall"} <= set(metrics)
+    assert metrics["gate_threshold"] == pytest.approx(info["threshold"])
+    # A run interrupted after the segmenter resumes with the gate only.
+    result.gate_path.unlink()
+    resumed = train(None, resume=result.run_dir, progress=False)
+    assert resumed.gate_path.is_file() and resumed.epochs_run == 0
+
+
+def test_a_gate_without_its_classifier_file_is_a_clear_error(tmp_path):
+    from shiptoolkit.gate import load_gate
+
+    config = load_config({"classifier": {"name": "cnn_classifier"}})
+    with pytest.raises(ConfigError, match="no classifier.keras"):
+        load_gate(config, tmp_path)

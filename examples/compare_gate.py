@@ -1,14 +1,16 @@
 """Compare, on the same synthetic validation images: the seed's setup, resnet34_mixed, and
-resnet34_mixed + the ship/no-ship gate + watershed splitting. Prints a Markdown table (f2 beside
-the all-empty baseline, false-positive rate on empty images) and writes it to OUT/comparison.md.
+resnet34_mixed + the ship/no-ship gate + splitting of touching ships (by shape, and along a
+learned seam channel). Prints a Markdown table (f2 beside the all-empty baseline, false-positive
+rate on empty images) and writes it to OUT/comparison.md.
 
     python examples/compare_gate.py                  # CPU preset: shortened training (~20 min on 2 cores)
     python examples/compare_gate.py --preset full    # the example configs as they are (a GPU)
     python examples/compare_gate.py --tiny           # seconds: what the tests run
 
-The gate and splitting rows reuse the resnet34_mixed run's segmenter, so the rows differ only by
-the option named. The gate's threshold is tuned on the same validation images it is scored on
-(as any threshold scan is): read its gain as an upper bound and confirm it on held-out images.
+The gate and shape-splitting rows reuse one resnet34_mixed segmenter, so those rows differ only
+by the option named; the seam row trains its own segmenter (with a second output channel) and
+gate. A gate's threshold is tuned on the same validation images it is scored on (as any threshold
+scan is): read its gain as an upper bound and confirm it on held-out images.
 """
 
 from __future__ import annotations
@@ -62,22 +64,28 @@ def compare(out: Path, preset: str = "cpu", progress: bool = True) -> list[dict]
     if preset == "tiny":  # keep the tiny dataset out of the user's cache
         common.append(f"data.cache_dir={json.dumps(str(out / 'cache'))}")
     seed = shiptoolkit.run(HERE / "unet_ship_patches.toml", overrides=[*common, *p["seed"]], progress=progress)
-    gated = shiptoolkit.run(HERE / "resnet34_gated.toml", overrides=[*common, *p["gated"]], progress=progress)
+    gated = shiptoolkit.run(HERE / "resnet34_gated.toml", overrides=[*common, *p["gated"], "train.seam_channel=false"],
+                            progress=progress)
     # The same segmenter without gate and splitting: resnet34_mixed's setup, scored on the same images.
+    seam = shiptoolkit.run(HERE / "resnet34_gated.toml", overrides=[*common, *p["gated"], "train.seam_channel=true"],
+                           progress=progress)
     plain = shiptoolkit.run(HERE / "resnet34_gated.toml", stages=["evaluate"], model=gated.train.best_model_path,
                             overrides=[*common, *(o for o in p["gated"] if not o.startswith("classifier.")),
-                                       'classifier.name=""', "predict.split=none"],
+                                       'classifier.name=""', "predict.split=none", "train.seam_channel=false"],
                             progress=progress)
     g, s = gated.evaluate.metrics, seed.evaluate.metrics
     gate_only = {**g, "f2": g["f2_without_split"]}
     rows = [row("seed: unet, ship_patches, dice", s), row("resnet34_mixed", plain.evaluate.metrics),
-            row("resnet34_mixed + gate", gate_only), row("resnet34_mixed + gate + watershed split", g)]
+            row("resnet34_mixed + gate", gate_only), row("resnet34_mixed + gate + watershed split", g),
+            row("resnet34_mixed + seam channel + gate + seam-guided split", seam.evaluate.metrics)]
+    sm = seam.evaluate.metrics
     text = markdown(rows)
     extra = (f"\n\nGate ({gated.train.config['classifier']['name']}): threshold {g['gate_threshold']:.3f}, "
              f"precision {g['gate_precision']:.3f}, recall {g['gate_recall']:.3f}, "
              f"{g['gate_rejected_images']} of {g['images']} images rejected. "
-             f"Split alone (no gate): f2 {g['f2_without_gate']:.4f}.\n"
-             f"Runs: {seed.run_dir}, {gated.run_dir}, {plain.run_dir}\n")
+             f"Split alone (no gate): f2 {g['f2_without_gate']:.4f}. Seam run without its split: "
+             f"f2 {sm['f2_without_split']:.4f}; its gate threshold {sm['gate_threshold']:.3f}.\n"
+             f"Runs: {seed.run_dir}, {gated.run_dir}, {plain.run_dir}, {seam.run_dir}\n")
     (out / "comparison.md").write_text(text + extra)
     (out / "comparison.json").write_text(json.dumps(rows, indent=2))
     print(text + extra)

@@ -105,6 +105,8 @@ SCHEMA: dict[str, Section] = {s.name: s for s in [
         Key("tensorboard", bool, False, "Write TensorBoard logs into the run directory."),
         Key("strategy", str, "default", "tf.distribute strategy.", ("default", "mirrored", "multi_worker")),
         Key("workers", int, 2, "Parallel data-loading workers."),
+        Key("seam_channel", bool, False, "Train a second output channel on the seams between touching ships "
+            "(the backbone gets classes = 2); `predict.split = \"watershed\"` then splits along it."),
     )),
     Section("predict", "Full-image prediction and the Kaggle submission.", (
         Key("images", str, "validation", "\"validation\" (the held-out images) or a folder of JPGs."),

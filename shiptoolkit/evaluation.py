@@ -153,12 +153,12 @@ def evaluate(config: Config, model: Any, run_dir: str | Path | None = None, inde
         for p in predict_items(model, index_items(index), settings, progress=progress,
                                on_error=config["data"]["on_error"], gate=gate):
             true = index.labels(p.image_id)
-            raw = np.zeros_like(true) if p.prob is None else settings.labels(p.prob)
+            raw = np.zeros_like(true) if p.prob is None else settings.labels(p.prob, seam=p.seam)
             rejected = gate is not None and not gate.accepts(p.ship_probability)
             pred = np.zeros_like(true) if rejected else raw
             if submission:
                 writer.write(p.image_id, None if p.prob is None else pred)
-            _update(evaluators, f2_main, scans, p.image_id, true, pred, None if rejected else p.prob, settings)
+            _update(evaluators, f2_main, scans, p.image_id, true, pred, None if rejected else p.prob, settings, p.seam)
             f2_main.rows[-1]["ship_probability"] = p.ship_probability
             if "f2_without_gate" in ablations:
                 ablations["f2_without_gate"].add(p.image_id, iou_matrix_from_labels(true, raw))
@@ -193,7 +193,8 @@ def evaluate(config: Config, model: Any, run_dir: str | Path | None = None, inde
     return result
 
 
-def _update(evaluators: dict, f2_main, scans: dict, image_id: str, true, pred, prob, settings: PredictSettings) -> None:
+def _update(evaluators: dict, f2_main, scans: dict, image_id: str, true, pred, prob, settings: PredictSettings,
+            seam=None) -> None:
     for name, evaluator in evaluators.items():
         if name == "f2":
             evaluator.update(true, pred, image_id)
@@ -202,7 +203,7 @@ def _update(evaluators: dict, f2_main, scans: dict, image_id: str, true, pred, p
     if "f2" not in evaluators:
         f2_main.update(true, pred, image_id)
     for (threshold, min_area), acc in scans.items():
-        scanned = np.zeros_like(true) if prob is None else settings.labels(prob, threshold, min_area)
+        scanned = np.zeros_like(true) if prob is None else settings.labels(prob, threshold, min_area, seam=seam)
         acc.add(image_id, iou_matrix_from_labels(true, scanned))
 
 
@@ -220,14 +221,14 @@ def _plot_examples(model, index, rows: list[dict], settings: PredictSettings, pe
     if not chosen:
         return None
     ids = list(dict.fromkeys(r["ImageId"] for _, r in chosen))
-    predicted = {p.image_id: (p.image, p.prob) for p in predict_items(
+    predicted = {p.image_id: (p.image, p.prob, p.seam) for p in predict_items(
         model, index_items(index.subset(ids)), settings, progress=False, gate=gate, skip_rejected=True)
         if p.image is not None}
     panels = []
     for kind, row in chosen:
         if row["ImageId"] in predicted:
-            image, prob = predicted[row["ImageId"]]
+            image, prob, seam = predicted[row["ImageId"]]
             panels.append({"image": image, "true": index.labels(row["ImageId"]),
-                           "pred": settings.labels(prob),
+                           "pred": settings.labels(prob, seam=seam),
                            "label": f"{kind}: f2 {row['f2']:.2f} ({row['true_ships']} true, {row['pred_ships']} pred)"})
     return plot_overlays(panels, out, "validation images: best, worst, false positives")

@@ -70,6 +70,50 @@ def split_touching(mask: np.ndarray, depth: float = 1.5, min_area: int = 0) -> n
     return _keep_large(out, min_area)  # not label_instances(): that would rejoin the touching pieces
 
 
+def seam_pixels(labels: np.ndarray, width: int = 1) -> np.ndarray:
+    """Ship pixels within `width` px of a *different* ship: the seams between touching ships.
+
+    The target of a model's boundary channel (`train.seam_channel`): where two ships touch,
+    their union is one blob, and only the seam tells them apart.
+    """
+    from scipy import ndimage
+
+    labels = np.asarray(labels)
+    ship = labels > 0
+    if not ship.any():
+        return np.zeros(labels.shape, bool)
+    footprint = np.ones((2 * width + 1,) * 2, bool)
+    higher = ndimage.grey_dilation(labels, footprint=footprint) > labels
+    background_high = np.where(ship, labels, np.iinfo(np.int32).max).astype(np.int32)
+    lower = ndimage.grey_erosion(background_high, footprint=footprint) < labels
+    return ship & (higher | lower)
+
+
+def split_by_seams(prob: np.ndarray, seam: np.ndarray, threshold: float = 0.5, min_area: int = 0,
+                   seam_threshold: float = 0.5) -> np.ndarray:
+    """Instance labels with blobs split along a predicted seam channel.
+
+    Ship pixels off the seams form one core per ship; every ship pixel then joins the core it
+    reaches first through the seam-probability landscape (a watershed). A blob that is all
+    seam keeps its own label rather than vanish.
+
+    Args:
+        prob: ship probabilities (H, W).
+        seam: seam probabilities (H, W), the model's second output channel.
+        threshold: pixels with `prob` above it are ship.
+        min_area: pieces with fewer pixels are removed.
+        seam_threshold: ship pixels with `seam` above it are seam, not core.
+    """
+    from skimage.segmentation import watershed
+
+    ship = prob > threshold
+    cores = label_instances(ship & (seam <= seam_threshold), min_area=4)  # specks are noise, not ships
+    pieces = watershed(seam, cores, mask=ship) if cores.max() else np.zeros(ship.shape, np.int32)
+    orphans = label_instances(ship & (pieces == 0))  # blobs without a core stay whole
+    pieces = np.where(orphans > 0, orphans + pieces.max(), pieces)
+    return _keep_large(pieces.astype(np.int32), min_area)
+
+
 def _keep_large(labels: np.ndarray, min_area: int) -> np.ndarray:
     """Labels renumbered 1..n, those with fewer than `min_area` pixels removed."""
     areas = np.bincount(labels.ravel())

@@ -16,8 +16,9 @@ class _OverlapMetric(keras.metrics.Metric):
         self.total = self.add_variable((), initializer="zeros", name="total")
 
     def update_state(self, y_true, y_pred, sample_weight=None):
-        y_true = ops.cast(y_true, "float32")
-        y_pred = ops.cast(y_pred, "float32")
+        # Channel 0 is the ship mask; a second channel (seams, `train.seam_channel`) is not scored.
+        y_true = ops.cast(y_true[..., :1], "float32")
+        y_pred = ops.cast(y_pred[..., :1], "float32")
         if self.threshold is not None:
             y_pred = ops.cast(y_pred > self.threshold, "float32")
         self.intersection.assign_add(ops.sum(y_true * y_pred))

@@ -37,16 +37,19 @@ class SamplerBatches(keras.utils.PyDataset):
             `skipped`); "raise" stops.
         epoch: the epoch the first batches belong to (set when resuming).
         fixed_epoch: always draw this epoch's pairs (validation: the same pairs every epoch).
+        seam_channel: y gets a second channel, the seams between touching ships (mask value 2,
+            see `AirbusIndex.seams`).
     """
 
     def __init__(self, sampler: Sampler, batch_size: int, augmenter: Augmenter | None = None, steps: int | None = None,
-                 workers: int = 2, on_error: str = "raise", epoch: int = 0, fixed_epoch: bool = False) -> None:
+                 workers: int = 2, on_error: str = "raise", epoch: int = 0, fixed_epoch: bool = False,
+                 seam_channel: bool = False) -> None:
         super().__init__(workers=max(1, workers), use_multiprocessing=False, max_queue_size=max(4, 2 * workers))
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1. Received: batch_size={batch_size}")
         self.sampler, self.batch_size, self.augmenter = sampler, batch_size, augmenter
         self.steps = steps or math.ceil(len(sampler) / batch_size)
-        self.on_error, self.epoch, self.fixed_epoch = on_error, epoch, fixed_epoch
+        self.on_error, self.epoch, self.fixed_epoch, self.seam_channel = on_error, epoch, fixed_epoch, seam_channel
         self.skipped: list[str] = []
         self._lock = threading.Lock()
 
@@ -75,8 +78,11 @@ class SamplerBatches(keras.utils.PyDataset):
             raise IndexError(f"batch {b} out of range (0..{self.steps - 1})")
         pairs = [self._pair(b * self.batch_size + k) for k in range(self.batch_size)]
         x = np.stack([p[0] for p in pairs]).astype("float32")
-        y = np.stack([p[1] for p in pairs]).astype("float32")[..., None]
-        return x, y
+        masks = np.stack([p[1] for p in pairs])
+        y = (masks > 0)[..., None]
+        if self.seam_channel:
+            y = np.concatenate([y, (masks == 2)[..., None]], axis=-1)
+        return x, y.astype("float32")
 
     def on_epoch_end(self) -> None:
         if not self.fixed_epoch:

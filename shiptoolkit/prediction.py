@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 
 from shiptoolkit.errors import DataError
-from shiptoolkit.instances import label_instances, split_touching
+from shiptoolkit.instances import label_instances, split_by_seams, split_touching
 
 if TYPE_CHECKING:
     from shiptoolkit.gate import Gate
@@ -46,11 +46,11 @@ class PredictSettings:
         return cls(**{f.name: config["predict"][f.name] for f in fields(cls)})
 
     def labels(self, prob: np.ndarray, threshold: float | None = None, min_area: int | None = None,
-               split: str | None = None) -> np.ndarray:
+               split: str | None = None, seam: np.ndarray | None = None) -> np.ndarray:
         """`postprocess` with these settings (each may be overridden, e.g. by a threshold scan)."""
         return postprocess(prob, self.threshold if threshold is None else threshold,
                            self.min_area if min_area is None else min_area, self.gate_threshold,
-                           self.split if split is None else split, self.split_depth)
+                           self.split if split is None else split, self.split_depth, seam)
 
 
 def window_positions(size: int, window: int, overlap: float) -> list[int]:
@@ -79,8 +79,8 @@ def blend_weights(height: int, width: int, blend: str) -> np.ndarray:
 
 
 def _forward(model, x: np.ndarray, batch_size: int) -> np.ndarray:
-    """Channel 0 (the ship probability) of the model on x, in batches."""
-    out = [np.asarray(model.predict_on_batch(x[k:k + batch_size]))[..., 0] for k in range(0, len(x), batch_size)]
+    """The model's output channels (N, H, W, C) on x, in batches."""
+    out = [np.asarray(model.predict_on_batch(x[k:k + batch_size])) for k in range(0, len(x), batch_size)]
     return np.concatenate(out).astype(np.float32)
 
 
@@ -91,6 +91,8 @@ def _flips(tta: bool) -> list[tuple[int, ...]]:
 def predict_probabilities(model: Any, images: np.ndarray, window: int | None = None, overlap: float = 0.25,
                           batch_size: int = 32, tta: bool = False, blend: str = "gaussian") -> np.ndarray:
     """Ship probabilities (N, H, W) float32 for images (N, H, W, 3) uint8, by sliding windows.
+
+    A model with several output channels (e.g. ship and seam) gives (N, H, W, C), each blended.
 
     Args:
         model: a Keras model (or anything with `predict_on_batch`) with sigmoid outputs.
@@ -113,32 +115,37 @@ def predict_probabilities(model: Any, images: np.ndarray, window: int | None = N
     if win_h is None or win_w is None:  # fully convolutional: whole images, padded to a multiple of 32
         pad_h, pad_w = (-height) % 32, (-width) % 32
         padded = np.pad(images, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="reflect")
-        prob = np.zeros((n, height + pad_h, width + pad_w), np.float32)
+        prob = 0.0
         for axes in _flips(tta):
             flipped = np.flip(padded, axes) if axes else padded
             out = _forward(model, np.ascontiguousarray(flipped), max(1, batch_size // 8))
-            prob += np.flip(out, tuple(a for a in axes)) if axes else out
-        return prob[:, :height, :width] / len(_flips(tta))
+            prob = prob + (np.flip(out, axes) if axes else out)
+        return _squeeze(prob[:, :height, :width] / len(_flips(tta)))
     rows, cols = window_positions(height, win_h, overlap), window_positions(width, win_w, overlap)
     boxes = [(i, r, c) for i in range(n) for r in rows for c in cols]
     windows = np.stack([images[i, r:r + win_h, c:c + win_w] for i, r, c in boxes]).astype(np.float32)
-    preds = np.zeros((len(boxes), win_h, win_w), np.float32)
+    preds = 0.0
     for axes in _flips(tta):
         flipped = np.ascontiguousarray(np.flip(windows, axes)) if axes else windows
         out = _forward(model, flipped, batch_size)
-        preds += np.flip(out, axes) if axes else out
-    preds /= len(_flips(tta))
-    weights = blend_weights(win_h, win_w, blend)
-    total = np.zeros((n, height, width), np.float32)
-    weight_sum = np.zeros((n, height, width), np.float32)
+        preds = preds + (np.flip(out, axes) if axes else out)
+    preds = preds / len(_flips(tta))
+    weights = blend_weights(win_h, win_w, blend)[..., None]
+    total = np.zeros((n, height, width, preds.shape[-1]), np.float32)
+    weight_sum = np.zeros((n, height, width, 1), np.float32)
     for (i, r, c), pred in zip(boxes, preds, strict=True):
         total[i, r:r + win_h, c:c + win_w] += pred * weights
         weight_sum[i, r:r + win_h, c:c + win_w] += weights
-    return total / weight_sum
+    return _squeeze(total / weight_sum)
+
+
+def _squeeze(prob: np.ndarray) -> np.ndarray:
+    """(N, H, W) for one-channel models (the common case), (N, H, W, C) otherwise."""
+    return prob[..., 0] if prob.shape[-1] == 1 else prob
 
 
 def postprocess(prob: np.ndarray, threshold: float = 0.5, min_area: int = 0, gate_threshold: float = 0.0,
-                split: str = "none", split_depth: float = 1.5) -> np.ndarray:
+                split: str = "none", split_depth: float = 1.5, seam: np.ndarray | None = None) -> np.ndarray:
     """Probabilities (H, W) -> instance labels (H, W) int32, non-overlapping by construction.
 
     Args:
@@ -146,11 +153,15 @@ def postprocess(prob: np.ndarray, threshold: float = 0.5, min_area: int = 0, gat
         threshold: pixels above it are ship.
         min_area: drop ships smaller than this many pixels.
         gate_threshold: an image whose highest probability is below it gets no ships at all.
-        split: "watershed" splits touching ships (see `split_touching`), "none" keeps blobs whole.
-        split_depth: the watershed's minimum peak prominence in pixels.
+        split: "watershed" splits touching ships, "none" keeps blobs whole.
+        split_depth: the watershed's minimum peak prominence in pixels (`split_touching`).
+        seam: the seam probabilities of a model with a seam channel: the watershed then splits
+            along the predicted seams (`split_by_seams`) instead of at narrow necks.
     """
     if gate_threshold and float(prob.max()) < gate_threshold:
         return np.zeros(prob.shape, np.int32)
+    if split == "watershed" and seam is not None:
+        return split_by_seams(prob, seam, threshold, min_area)
     if split == "watershed":
         return split_touching(prob > threshold, split_depth, min_area)
     if split != "none":
@@ -183,6 +194,7 @@ class Prediction(NamedTuple):
     image: np.ndarray | None
     prob: np.ndarray | None
     ship_probability: float = float("nan")  # the gate's verdict (nan without a gate)
+    seam: np.ndarray | None = None  # seam probabilities, for a model with a seam channel
 
 
 def predict_items(model, items: Sequence[tuple[str, Loader]], settings: PredictSettings, chunk: int = 8,
@@ -253,7 +265,9 @@ def _predict_loaded(model, loaded, settings: PredictSettings, skipped: list[str]
             skipped.append(image_id)
             yield Prediction(image_id, None, None)
         else:
-            yield Prediction(image_id, image, probs[image_id], float(ship_p.get(image_id, float("nan"))))
+            p = probs[image_id]
+            prob, seam = (p[..., 0], p[..., 1]) if p.ndim == 3 else (p, None)
+            yield Prediction(image_id, image, prob, float(ship_p.get(image_id, float("nan"))), seam)
 
 
 def predict_labels(model, items: Sequence[tuple[str, Loader]], settings: PredictSettings, progress: bool = True,
@@ -261,4 +275,4 @@ def predict_labels(model, items: Sequence[tuple[str, Loader]], settings: Predict
     """(image id, instance labels or None for an unreadable image) for every item; a gate's rejects are empty."""
     for p in predict_items(model, items, settings, progress=progress, on_error=on_error, gate=gate,
                            skip_rejected=True):
-        yield p.image_id, None if p.prob is None else settings.labels(p.prob)
+        yield p.image_id, None if p.prob is None else settings.labels(p.prob, seam=p.seam)

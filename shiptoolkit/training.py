@@ -53,6 +53,11 @@ def build_model(config: Config, input_shape: tuple[int, int, int]):
     """Backbone from [backbone], compiled with [loss], metrics.train and the optimizer."""
 
     name, params = config.component("backbone")
+    if config["train"]["seam_channel"]:
+        if params.get("classes", 1) not in (1, 2):
+            raise ConfigError(f"train.seam_channel needs a one-class backbone (it adds the seam channel). "
+                              f"Received: backbone.classes={params['classes']}")
+        params["classes"] = 2
     model = get_registry("backbone").create(name, input_shape=input_shape, **params)
     compile_model(model, config)
     return model
@@ -179,6 +184,8 @@ def train(config: Config, run_dir: str | Path | None = None, resume: str | Path 
     t = config["train"]
     keras.utils.set_random_seed(config["run"]["seed"] + initial_epoch)
     train_index, val_index = train_val_indexes(config, progress)
+    seams = t["seam_channel"]
+    train_index.seams = val_index.seams = seams  # masks mark seams with 2 for the second channel
     train_sampler, val_sampler = build_samplers(config, train_index, val_index)
     monitor = t["monitor"]
     if val_sampler is None and monitor.startswith("val_"):
@@ -190,12 +197,12 @@ def train(config: Config, run_dir: str | Path | None = None, resume: str | Path 
     on_error = config["data"]["on_error"]
     train_batches = SamplerBatches(train_sampler, t["batch_size"], build_augment(config["augment"]["transforms"],
                                    config["run"]["seed"]), t["steps_per_epoch"] or None, t["workers"], on_error,
-                                   epoch=initial_epoch)
+                                   epoch=initial_epoch, seam_channel=seams)
     val_batches = None
     if val_sampler is not None:
         steps = t["validation_steps"] or math.ceil(len(val_sampler) / t["batch_size"])
         val_batches = SamplerBatches(val_sampler, t["batch_size"], None, steps, t["workers"], on_error,
-                                     fixed_epoch=True)
+                                     fixed_epoch=True, seam_channel=seams)
     state = {"status": "running", "epochs_completed": initial_epoch, "epochs": t["epochs"]}
     _write_state(run_dir, **state)
     strategy = distribution_strategy(t["strategy"])

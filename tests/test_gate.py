@@ -164,3 +164,74 @@ def test_a_gate_without_its_classifier_file_is_a_clear_error(tmp_path):
     config = load_config({"classifier": {"name": "cnn_classifier"}})
     with pytest.raises(ConfigError, match="no classifier.keras"):
         load_gate(config, tmp_path)
+
+
+def two_moored_ships():
+    """Two ships flush side by side: one blob without a neck, which shape alone cannot split."""
+    labels = np.zeros((40, 40), np.int32)
+    labels[5:13, 4:36] = 1
+    labels[13:21, 4:36] = 2
+    return labels
+
+
+def test_seams_mark_where_two_ships_touch():
+    from shiptoolkit.instances import seam_pixels
+
+    seams = seam_pixels(two_moored_ships())
+    assert set(np.unique(np.nonzero(seams)[0])) == {12, 13}  # one pixel row on each side of the seam
+    single = np.zeros((40, 40), np.int32)
+    single[5:13, 4:36] = 1
+    assert not seam_pixels(single).any()
+
+
+def test_seam_channel_splits_ships_moored_side_by_side():
+    from shiptoolkit.instances import seam_pixels, split_by_seams
+
+    labels = two_moored_ships()
+    prob = (labels > 0).astype("float32")
+    assert split_touching(labels > 0).max() == 1  # no neck: the distance watershed cannot
+    split = split_by_seams(prob, seam_pixels(labels).astype("float32"))
+    assert split.max() == 2 and sorted(np.bincount(split.ravel())[1:]) == [256, 256]
+    assert postprocess(prob, split="watershed", seam=seam_pixels(labels).astype("float32")).max() == 2
+    # A blob that is all seam keeps its label instead of vanishing.
+    assert split_by_seams(prob, np.ones_like(prob)).max() == 1
+
+
+def test_seam_channel_batches_and_two_channel_prediction(tmp_path, rect_writer):
+    from shiptoolkit.data.airbus import AirbusIndex
+    from shiptoolkit.pipeline import SamplerBatches
+    from shiptoolkit.prediction import predict_probabilities
+
+    root = rect_writer(tmp_path / "d", {"a.jpg": [(5, 13, 4, 36), (13, 21, 4, 36)], "b.jpg": []}, size=64)
+    index = AirbusIndex.from_kaggle(root, shape=(64, 64))
+    index.seams = True
+    assert set(np.unique(index.mask("a.jpg"))) == {0, 1, 2} and index.subset(["a.jpg"]).seams
+    sampler = get_registry("sampler").create("full_images", index, seed=0)
+    x, y = SamplerBatches(sampler, 2, seam_channel=True)[0]
+    assert y.shape == (2, 64, 64, 2) and y[..., 1].sum() == 64 and set(np.unique(y)) == {0.0, 1.0}
+    model = get_registry("backbone").create("unet", input_shape=(32, 32, 3), classes=2, base_filters=4, depth=2)
+    assert predict_probabilities(model, x.astype("uint8"), overlap=0.25).shape == (2, 64, 64, 2)
+
+
+def test_training_a_seam_channel(tmp_path, rect_writer):
+    specs = {f"s{i:02d}.jpg": [(5 + i, 13 + i, 4, 36), (13 + i, 21 + i, 4, 36)] if i % 2 == 0 else []
+             for i in range(12)}
+    data = rect_writer(tmp_path / "data", specs, size=64)
+    config = prepare_config({
+        "run": {"name": "seams", "out_dir": str(tmp_path / "runs"), "seed": 1},
+        "data": {"path": str(data), "image_size": 64, "val_fraction": 0.25},
+        "sampler": {"name": "full_images"},
+        "backbone": {"name": "unet", "base_filters": 4, "depth": 2},
+        "train": {"epochs": 1, "batch_size": 4, "seam_channel": True},
+        "predict": {"split": "watershed"},
+        "evaluate": {"plot_examples": 2},
+    })
+    result = train(config, progress=False)
+    model = keras.models.load_model(result.best_model_path, compile=False)
+    assert model.output_shape[-1] == 2
+    metrics = evaluate(config, result.best_model_path, run_dir=result.run_dir, progress=False).metrics
+    assert {"f2", "f2_without_split", "f2_all_empty_baseline"} <= set(metrics)
+    with pytest.raises(ConfigError, match="one-class backbone"):
+        from shiptoolkit.training import build_model
+
+        build_model(prepare_config({**config.values, "backbone": {"name": "unet", "classes": 3}}), (32, 32, 3))

@@ -63,6 +63,8 @@ class AirbusIndex:
         shape: (height, width) of every image and mask.
         on_error: "raise" (default) stops at the first problem with a clear error; "skip"
             leaves out what is broken, warns, and records it in `problems`.
+        seams: `mask()` marks ship pixels on a seam between touching ships with 2 (training a
+            model's boundary channel, `train.seam_channel`); otherwise masks are 0/1.
     """
 
     records: list[ImageRecord]
@@ -70,6 +72,7 @@ class AirbusIndex:
     shape: tuple[int, int] = SHAPE
     on_error: OnError = "raise"
     problems: list[Problem] = field(default_factory=list)
+    seams: bool = False
 
     def __post_init__(self) -> None:
         if self.on_error not in ("raise", "skip"):
@@ -167,14 +170,19 @@ class AirbusIndex:
 
     def subset(self, image_ids: Iterable[str]) -> AirbusIndex:
         """A new index with only `image_ids` (same image folder, shape and error policy)."""
-        return AirbusIndex([self[i] for i in image_ids], self.image_dir, self.shape, self.on_error)
+        return AirbusIndex([self[i] for i in image_ids], self.image_dir, self.shape, self.on_error, seams=self.seams)
 
     def image_path(self, image_id: str) -> Path:
         return self.image_dir / image_id
 
     # -- decoding -----------------------------------------------------------------------
     def mask(self, image_id: str) -> np.ndarray:
-        """Union of the image's ships as a (H, W) uint8 0/1 mask."""
+        """Union of the image's ships as a (H, W) uint8 0/1 mask (2 on seams when `seams` is on)."""
+        if self.seams and len(self[image_id].rles) > 1:
+            from shiptoolkit.instances import seam_pixels
+
+            labels = self.labels(image_id)
+            return (labels > 0).astype(np.uint8) + seam_pixels(labels).astype(np.uint8)
         return self._decode(image_id, rles_to_mask)
 
     def labels(self, image_id: str) -> np.ndarray:

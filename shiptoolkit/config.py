@@ -67,11 +67,17 @@ SCHEMA: dict[str, Section] = {s.name: s for s in [
         Key("image_size", int, 768, "Height and width of every image and mask (Kaggle: 768)."),
         Key("on_error", str, "raise", "On malformed RLE or missing/corrupt images: \"raise\" or \"skip\" (warn and count).",
             ("raise", "skip")),
-        Key("val_fraction", float, 0.05, "Fraction of images held out for validation (split by image)."),
+        Key("val_fraction", float, 0.05, "Fraction of images held out for validation."),
+        Key("split", str, "image", "\"image\": split by image; \"groups\": whole groups of overlapping images go to "
+            "one side (leak-free on the real data, whose images are overlapping crops).", ("image", "groups")),
+        Key("groups_csv", str, "", "For split = \"groups\": a CSV `ImageId,group` (relative to `path`); \"\" = "
+            "find the groups by hashing 256 px tiles (images sharing a tile are one group)."),
         Key("max_images", int, 0, "Use only this many images (0 = all); handy for quick trials."),
         Key("synthetic_images", int, 400, "Images in the generated synthetic dataset."),
         Key("synthetic_seed", int, 0, "Seed of the generated synthetic dataset."),
         Key("synthetic_empty_fraction", float, 0.78, "Fraction of synthetic images without ships (real data: 0.779)."),
+        Key("synthetic_overlap_fraction", float, 0.0, "Fraction of synthetic images cut as overlapping crops of "
+            "larger scenes, like the real data (to try split = \"groups\")."),
         Key("cache_dir", str, "~/.cache/shiptoolkit", "Where synthetic datasets are generated and reused."),
     )),
     Section("sampler", "Which (image, mask) pairs training sees. `name` plus the sampler's parameters.",

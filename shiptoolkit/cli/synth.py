@@ -14,7 +14,10 @@ from shiptoolkit.cli import cli
 @click.option("--empty-fraction", default=0.78, show_default=True, help="Fraction of images without ships.")
 @click.option("--size", default=768, show_default=True, help="Image height and width in pixels.")
 @click.option("--workers", type=int, default=None, help="Processes (default: all cores).")
-def synth(out: str, images: int, seed: int, empty_fraction: float, size: int, workers: int | None) -> None:
+@click.option("--overlap-fraction", default=0.0, show_default=True,
+              help="Fraction of images cut as overlapping crops of larger scenes (written to scenes.csv).")
+def synth(out: str, images: int, seed: int, empty_fraction: float, size: int, workers: int | None,
+          overlap_fraction: float) -> None:
     """Generate a synthetic Airbus-like dataset: JPGs in OUT/train_v2 and the segmentation CSV.
 
     Ships are rotated hulls with the real data's area distribution; whitecaps, clouds and
@@ -29,7 +32,7 @@ def synth(out: str, images: int, seed: int, empty_fraction: float, size: int, wo
 
     try:
         summary = generate_dataset(out, images=images, seed=seed, empty_fraction=empty_fraction,
-                                   size=size, workers=workers)
+                                   size=size, workers=workers, overlap_fraction=overlap_fraction)
     except ShiptoolkitError:
         raise
     except ValueError as exc:  # a bad option value

@@ -18,6 +18,8 @@ from shiptoolkit.data.synth import MARKER, generate_dataset
 def synthetic_path(config: Config) -> Path:
     d = config["data"]
     name = f"synthetic-{d['synthetic_images']}-{d['synthetic_seed']}-{d['synthetic_empty_fraction']}-{d['image_size']}"
+    if d["synthetic_overlap_fraction"]:  # only then, so earlier caches keep their names
+        name += f"-overlap{d['synthetic_overlap_fraction']}"
     return Path(d["cache_dir"]).expanduser() / name
 
 
@@ -35,7 +37,8 @@ def ensure_synthetic(config: Config, progress: bool = True) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=".partial-", dir=path.parent))
     try:
         generate_dataset(tmp / "data", images=d["synthetic_images"], seed=d["synthetic_seed"],
-                         empty_fraction=d["synthetic_empty_fraction"], size=d["image_size"], progress=progress)
+                         empty_fraction=d["synthetic_empty_fraction"], size=d["image_size"], progress=progress,
+                         overlap_fraction=d["synthetic_overlap_fraction"])
         if path.exists():  # a finished twin appeared meanwhile (another process): keep it
             return path
         os.replace(tmp / "data", path)
@@ -69,5 +72,16 @@ def _stratified_subset(index: AirbusIndex, n: int, seed: int) -> AirbusIndex:
 
 
 def train_val_indexes(config: Config, progress: bool = True) -> tuple[AirbusIndex, AirbusIndex]:
-    """(train, validation) of the config's data, split by image with run.seed."""
-    return split_by_image(open_dataset(config, progress), config["data"]["val_fraction"], config["run"]["seed"])
+    """(train, validation) of the config's data with run.seed: by image, or by groups of overlapping images."""
+    d, seed = config["data"], config["run"]["seed"]
+    index = open_dataset(config, progress)
+    if d["split"] == "image":
+        return split_by_image(index, d["val_fraction"], seed)
+    from shiptoolkit.data.groups import find_groups, read_groups_csv, split_by_group
+
+    if d["groups_csv"]:
+        root = synthetic_path(config) if d["path"] == "synthetic" else Path(d["path"]).expanduser()
+        groups = read_groups_csv(root / d["groups_csv"], index)
+    else:
+        groups = find_groups(index, progress=progress, workers=config["train"]["workers"])
+    return split_by_group(index, groups, d["val_fraction"], seed)

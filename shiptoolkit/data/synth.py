@@ -161,33 +161,78 @@ def image_id(seed: int, i: int) -> str:
     return hashlib.sha1(f"{seed}-{i}".encode()).hexdigest()[:9] + ".jpg"
 
 
-def _render_chunk(args: tuple[int, list[int], list[bool], int, str]) -> list[tuple[str, list[str]]]:
+def _write(image: np.ndarray, masks: list[np.ndarray], name: str, image_dir: str) -> tuple[str, list[str]]:
     import cv2
 
+    cv2.imwrite(str(Path(image_dir) / name), image[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 92])
+    return name, [rle_encode(m) for m in masks]
+
+
+def _render_chunk(args: tuple[int, list[int], list[bool], int, str]) -> list[tuple[str, list[str]]]:
     seed, numbers, has_ships, size, image_dir = args
     rows = []
     for i, ships in zip(numbers, has_ships, strict=True):
         rng = np.random.default_rng([seed, i])
         n_ships = _ship_count(rng) if ships else 0
         image, masks = render_scene(rng, size, n_ships)
-        name = image_id(seed, i)
-        cv2.imwrite(str(Path(image_dir) / name), image[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 92])
-        rows.append((name, [rle_encode(m) for m in masks]))
+        rows.append(_write(image, masks, image_id(seed, i), image_dir))
     return rows
 
 
+def _render_crops(args: tuple[int, list[int], bool, int, str]) -> list[tuple[str, list[str]]]:
+    """Several images cut from one larger scene at offsets that are multiples of a third of their
+    side, so they share whole tiles, as the real training images do."""
+    seed, numbers, ships, size, image_dir = args
+    rng = np.random.default_rng([seed, 2**32 + numbers[0]])
+    step = size // 3
+    big = size + 2 * step
+    scene, masks = render_scene(rng, big, 2 * _ship_count(rng) if ships else 0)
+    offsets = [(int(k) // 3 * step, int(k) % 3 * step) for k in rng.permutation(9)[:len(numbers)]]
+    rows = []
+    for i, (top, left) in zip(numbers, offsets, strict=True):
+        crop = np.ascontiguousarray(scene[top:top + size, left:left + size])
+        cut = [m[top:top + size, left:left + size] for m in masks]
+        rows.append(_write(crop, [m for m in cut if m.any()], image_id(seed, i), image_dir))
+    return rows
+
+
+def _scenes(images: int, seed: int, overlap_fraction: float) -> list[list[int]]:
+    """Which image numbers are crops of one scene: groups of 2 to 4, `overlap_fraction` of all images."""
+    rng = np.random.default_rng([seed, 2**31 + 1])
+    pool = [int(i) for i in rng.permutation(images)[:round(images * overlap_fraction)]]
+    scenes = []
+    while len(pool) >= 2:
+        n = min(len(pool), int(rng.integers(2, 5)))
+        scenes.append(sorted(pool[:n]))
+        pool = pool[n:]
+    return scenes
+
+
+def _call(job):
+    function, args = job
+    return function(args)
+
+
 def generate_dataset(out: str | Path, images: int = 1000, seed: int = 0, empty_fraction: float = 0.78,
-                     size: int = 768, workers: int | None = None, progress: bool = True) -> SynthSummary:
+                     size: int = 768, workers: int | None = None, progress: bool = True,
+                     overlap_fraction: float = 0.0) -> SynthSummary:
     """Write a synthetic dataset in the Kaggle layout (`train_v2/*.jpg` + the segmentation CSV).
 
     Args:
         out: folder to create (must be absent or empty).
         images: number of images.
-        seed: the dataset is a pure function of (images, seed, empty_fraction, size).
-        empty_fraction: fraction of images without ships (real data: 0.779), exact up to rounding.
+        seed: the dataset is a pure function of (images, seed, empty_fraction, size, overlap_fraction).
+        empty_fraction: fraction of images without ships (real data: 0.779), exact up to rounding
+            when overlap_fraction is 0.
         size: image height and width.
         workers: processes (default: all cores); the output does not depend on it.
         progress: show a progress bar.
+        overlap_fraction: fraction of the images cut, 2 to 4 at a time, from larger scenes so that
+            they overlap like the real data (for testing leak-free splits); `scenes.csv` records
+            which. A scene's crops follow its first image's ship/no-ship draw, and a crop of a ship
+            scene may miss its ships, so the empty fraction is then only approximate. Crops are cut at
+            multiples of size // 3; when that is a multiple of 16 (96, 192, 384, 768) the shared tiles
+            stay aligned to JPEG blocks, decode identically, and `data.groups` finds them.
     """
     if images < 1:
         raise ValueError(f"images must be >= 1. Received: images={images}")
@@ -195,6 +240,8 @@ def generate_dataset(out: str | Path, images: int = 1000, seed: int = 0, empty_f
         raise ValueError(f"empty_fraction must be in [0, 1]. Received: empty_fraction={empty_fraction}")
     if size < 32:
         raise ValueError(f"size must be >= 32. Received: size={size}")
+    if not 0.0 <= overlap_fraction <= 1.0:
+        raise ValueError(f"overlap_fraction must be in [0, 1]. Received: overlap_fraction={overlap_fraction}")
     out = Path(out).expanduser()
     if out.exists() and any(out.iterdir()):
         raise DataError(f"{str(out)!r} is not empty; synth never overwrites. Choose a new folder.")
@@ -206,29 +253,38 @@ def generate_dataset(out: str | Path, images: int = 1000, seed: int = 0, empty_f
     empty[np.random.default_rng([seed, 2**31]).permutation(images)[:round(images * empty_fraction)]] = True
     workers = max(1, min(workers or os.cpu_count() or 1, images))
     chunk = max(1, min(32, images // (workers * 4) or 1))
-    jobs = [(seed, list(range(a, min(a + chunk, images))), list(~empty[a:a + chunk]), size, str(image_dir))
-            for a in range(0, images, chunk)]
+    scenes = _scenes(images, seed, overlap_fraction)
+    in_scene = {i for scene in scenes for i in scene}
+    singles = [i for i in range(images) if i not in in_scene]
+    jobs = [(_render_chunk, (seed, singles[a:a + chunk], [not empty[i] for i in singles[a:a + chunk]], size,
+                             str(image_dir))) for a in range(0, len(singles), chunk)]
+    jobs += [(_render_crops, (seed, scene, not empty[scene[0]], size, str(image_dir))) for scene in scenes]
     rows: list[tuple[str, list[str]]] = []
     from tqdm import tqdm
 
     bar = tqdm(total=images, desc="synth", unit="img", disable=not progress)
-    if workers == 1:
-        results = map(_render_chunk, jobs)
-    else:
-        pool = ProcessPoolExecutor(workers)
-        results = pool.map(_render_chunk, jobs)
+    pool = ProcessPoolExecutor(workers) if workers > 1 else None
+    results = pool.map(_call, jobs) if pool else map(_call, jobs)
     for part in results:
         rows.extend(part)
         bar.update(len(part))
     bar.close()
-    if workers > 1:
+    if pool:
         pool.shutdown()
+    order = {image_id(seed, i): i for i in range(images)}
+    rows.sort(key=lambda row: order[row[0]])  # CSV in image order, however the work was cut
     lines = ["ImageId,EncodedPixels"]
     for name, rles in rows:
         lines.extend(f"{name},{rle}" for rle in rles) if rles else lines.append(f"{name},")
     (out / CSV_NAME).write_text("\n".join(lines) + "\n")
-    summary = SynthSummary(out, images, int(empty.sum()), sum(len(r) for _, r in rows),
+    if scenes:
+        scene_of = {image_id(seed, i): f"scene{k}" for k, scene in enumerate(scenes) for i in scene}
+        (out / "scenes.csv").write_text("ImageId,scene\n" + "".join(f"{name},{scene_of.get(name, name)}\n"
+                                                                   for name, _ in rows))
+    summary = SynthSummary(out, images, sum(1 for _, r in rows if not r), sum(len(r) for _, r in rows),
                            round(time.perf_counter() - start, 2))
     params = {"images": images, "seed": seed, "empty_fraction": empty_fraction, "size": size}
+    if overlap_fraction:
+        params["overlap_fraction"] = overlap_fraction
     (out / MARKER).write_text(json.dumps({**params, **asdict(summary), "path": str(out)}, indent=2))
     return summary

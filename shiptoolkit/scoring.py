@@ -59,19 +59,9 @@ class _Ships:
 
 
 def _read(source, which: str):
-    import pandas as pd
+    from shiptoolkit.data.tables import read_csv_columns
 
-    if isinstance(source, pd.DataFrame):
-        frame = source.copy()
-    else:
-        path = Path(source)
-        if not path.is_file():
-            raise DataError(f"{which} file {str(path)!r} not found.")
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    missing = {"ImageId", "EncodedPixels"} - set(frame.columns)
-    if missing:
-        raise DataError(f"{which} CSV lacks column(s) {sorted(missing)}; expected ImageId,EncodedPixels. "
-                        f"Found: {list(frame.columns)}")
+    frame = read_csv_columns(source, ("ImageId", "EncodedPixels"), which)
     frame["EncodedPixels"] = frame["EncodedPixels"].fillna("").astype(str).str.strip()
     frame["ImageId"] = frame["ImageId"].astype(str).str.strip()
     return frame

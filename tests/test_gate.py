@@ -152,6 +152,16 @@ def test_training_with_a_classifier_writes_and_tunes_the_gate(tmp_path, rect_wri
     metrics = evaluate(config, result.best_model_path, progress=False).metrics
     assert {"f2", "f2_without_gate", "f2_without_split", "f2_all_empty_baseline", "gate_recall"} <= set(metrics)
     assert metrics["gate_threshold"] == pytest.approx(info["threshold"])
+    # So does `shiptoolkit evaluate --run`, into a new run directory.
+    from click.testing import CliRunner
+
+    from shiptoolkit.cli import cli
+
+    out = CliRunner().invoke(cli, ["evaluate", "--run", str(result.run_dir), "--quiet",
+                                   "--set", f"run.out_dir={json.dumps(str(tmp_path / 'evals'))}"])
+    assert out.exit_code == 0, out.output
+    assert "all-empty baseline f2" in out.output and "f2_without_gate" in out.output
+    assert (next((tmp_path / "evals").iterdir()) / "metrics.json").is_file()
     # A run interrupted after the segmenter resumes with the gate only.
     result.gate_path.unlink()
     resumed = train(None, resume=result.run_dir, progress=False)

@@ -29,7 +29,7 @@ class FriendlyGroup(click.Group):
 @click.option("--plugin", "plugins", multiple=True, metavar="SPEC",
               help="Load a local plugin first: file.py, package.module or package.module:attr. Repeatable.")
 def cli(plugins: tuple[str, ...]) -> None:
-    """Ship segmentation for the Kaggle Airbus data: samplers, backbones, losses and metrics
+    """Ship segmentation for the Kaggle Airbus data: samplers, backbones, losses, metrics and classifiers
     from plugins, assembled by a TOML file.
 
     Quick start:
@@ -40,4 +40,4 @@ def cli(plugins: tuple[str, ...]) -> None:
         load_local_plugin(spec)
 
 
-from shiptoolkit.cli import components, data, plugins_cmd, predict, run, score, synth, train  # noqa: E402,F401  (commands attach themselves)
+from shiptoolkit.cli import components, data, evaluate, plugins_cmd, predict, run, score, synth, train  # noqa: E402,F401,E501  (commands attach themselves)

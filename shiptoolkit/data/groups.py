@@ -82,16 +82,9 @@ def find_groups(index: AirbusIndex, grid: int = 3, progress: bool = True, worker
 
 def read_groups_csv(path: str | Path, index: AirbusIndex) -> dict[str, str]:
     """image id -> group from a CSV with columns `ImageId,group`; every image of `index` must be there."""
-    import pandas as pd
+    from shiptoolkit.data.tables import read_csv_columns
 
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"Groups CSV {str(path)!r} not found (data.groups_csv).")
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    missing_columns = {"ImageId", "group"} - set(frame.columns)
-    if missing_columns:
-        raise DataError(f"Groups CSV {str(path)!r} lacks column(s) {sorted(missing_columns)}; expected "
-                        f"ImageId,group. Found: {list(frame.columns)}")
+    frame = read_csv_columns(path, ("ImageId", "group"), "Groups (data.groups_csv)")
     groups = dict(zip(frame["ImageId"], frame["group"], strict=True))
     absent = [i for i in index.image_ids if i not in groups]
     if absent:

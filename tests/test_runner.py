@@ -104,6 +104,7 @@ def test_gate_comparison_script_runs(tmp_path):
                             text=True, timeout=600, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     rows = json.loads((tmp_path / "comparison.json").read_text())
-    assert [r["setup"] for r in rows][-1] == "resnet34_mixed + gate + watershed split"
+    assert [r["setup"] for r in rows][-2:] == ["resnet34_mixed + gate + watershed split",
+                                              "resnet34_mixed + seam channel + gate + seam-guided split"]
     assert all(r["all-empty baseline"] == rows[0]["all-empty baseline"] for r in rows)  # the same images
     assert "| f2 | all-empty baseline |" in (tmp_path / "comparison.md").read_text()

@@ -159,8 +159,8 @@ def evaluate(config: Config, model: Any, run_dir: str | Path | None = None, inde
             if submission:
                 writer.write(p.image_id, None if p.prob is None else pred)
             _update(evaluators, f2_main, scans, p.image_id, true, pred, None if rejected else p.prob, settings, p.seam)
-            f2_main.rows[-1]["ship_probability"] = p.ship_probability
-            if "f2_without_gate" in ablations:
+            if gate is not None:
+                f2_main.rows[-1]["ship_probability"] = p.ship_probability
                 ablations["f2_without_gate"].add(p.image_id, iou_matrix_from_labels(true, raw))
             if "f2_without_split" in ablations:
                 plain = pred if p.prob is None or rejected else settings.labels(p.prob, split="none")

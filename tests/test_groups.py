@@ -2,12 +2,13 @@
 
 from collections import defaultdict
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from shiptoolkit.config import load_config
 from shiptoolkit.data.airbus import AirbusIndex
-from shiptoolkit.data.groups import find_groups, read_groups_csv, split_by_group
+from shiptoolkit.data.groups import find_groups, read_groups_csv, split_by_group, tile_hashes
 from shiptoolkit.data.split import split_by_image
 from shiptoolkit.data.synth import generate_dataset
 from shiptoolkit.errors import ConfigError, DataError
@@ -82,8 +83,22 @@ def test_groups_csv_is_checked(overlapping, tmp_path):
     with pytest.raises(DataError, match="lacks column"):
         read_groups_csv(tmp_path / "bad.csv", index)
     (tmp_path / "part.csv").write_text("ImageId,group\n" + f"{index.image_ids[0]},g1\n")
-    with pytest.raises(DataError, match=f"no group for {len(index) - 1} image"):
+    with pytest.raises(DataError, match=f"part.csv.* no group for {len(index) - 1} of the dataset's {len(index)}"):
         read_groups_csv(tmp_path / "part.csv", index)
+    (tmp_path / "twice.csv").write_text(f"ImageId,group\n{index.image_ids[0]},a\n{index.image_ids[0]},b\n")
+    with pytest.raises(DataError, match="two groups"):
+        read_groups_csv(tmp_path / "twice.csv", index)
+
+
+def test_featureless_tiles_link_nothing():
+    rng = np.random.default_rng(0)
+    textured = rng.integers(0, 255, (96, 96, 3), dtype=np.uint8)
+    hashes = tile_hashes(textured)
+    assert len(hashes) == 9 and len(set(hashes)) == 9 and all(len(h) == 32 for h in hashes)
+    assert tile_hashes(np.full((768, 768, 3), 40, np.uint8)) == [None] * 9  # open sea
+    edge = np.zeros((96, 96, 3), np.uint8)
+    edge[:, 50:] = 200  # a straight coastline: the same half-and-half pattern in unrelated images
+    assert all(h is None for h in tile_hashes(edge))
 
 
 def test_config_split_groups_end_to_end(tmp_path):

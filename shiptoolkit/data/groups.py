@@ -1,15 +1,15 @@
 """Groups of overlapping images, and a train/validation split that keeps each group on one side.
 
-The Airbus training images are 768x768 crops of larger scenes, cut at offsets that are multiples
-of 256 px, so one 256 px tile often appears in several images (one team counted ~58k groups).
-Split by image, the same sea and the same ships land on both sides and validation scores are
-flattered. Here every 256 px tile (a 3x3 grid) gets a perceptual hash; images sharing an
-informative tile are joined (union-find), and `split_by_group` moves whole groups.
+The Airbus training images are 768 px crops of larger satellite scenes, cut at offsets that are
+multiples of 256 px: the same 256 px tile reappears in several images. A split by image then
+puts copies of validation pixels into training, and validation scores come out optimistic.
+`find_groups` links images that share a tile (by a perceptual hash of each 256 px tile, robust
+to JPEG noise), and `split_by_group` sends whole groups to one side.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -18,114 +18,191 @@ import numpy as np
 from shiptoolkit.data.airbus import AirbusIndex
 from shiptoolkit.errors import DataError
 
-HASH_SIDE = 16  # thumbnail side: 256 bits per tile
-# Tiles whose thumbnail varies less than this (grey levels) are plain sea or cloud: they would
-# join unrelated images, so they do not count.
+HASH_SIDE = 16  # thumbnail side: 256 bits per tile, so unrelated textured tiles practically never collide
+# Tiles whose thumbnail varies less than this (grey levels, 0..255) carry no identity: open sea,
+# thick cloud and black borders look alike in thousands of unrelated images, and their
+# mean-threshold bits are only noise (or all alike), so they would link unrelated images.
 MIN_TILE_STD = 2.0
+# Nor do tiles whose bits form just one bright and one dark region: a straight coastline, a cloud
+# edge or a smooth gradient gives nearly the same half-and-half pattern in unrelated images.
+MIN_REGIONS = 3
+READ_CHUNK = 64  # images submitted to the thread pool at a time: memory stays a few images
 
 
 def tile_hashes(image: np.ndarray, grid: int = 3) -> list[bytes | None]:
-    """A perceptual hash per tile of a grid x grid split (row-major), None for featureless tiles.
+    """Perceptual hash of each of the grid x grid tiles of an image (row by row; None: uninformative).
 
-    The hash is the sign of each pixel of a 16x16 grey thumbnail against the thumbnail's mean:
-    averaging over 16x16 px areas absorbs JPEG noise, so the same tile cut from two files gives
-    the same bits.
+    Each tile (768 px image, grid 3: 256 px tiles) goes grey, loses a thin border, is averaged
+    down to 16x16 with INTER_AREA (which averages JPEG noise away), and each bit says whether
+    a thumbnail pixel is brighter than the thumbnail mean: 32 bytes per tile. The border is
+    dropped because JPEG decoding smooths colour across block edges, so a tile's outermost
+    pixels depend on its neighbours, which differ between two crops sharing the tile.
+
+    Tiles that would link unrelated images get None: a thumbnail std below `MIN_TILE_STD`
+    (open sea, cloud) or fewer than `MIN_REGIONS` bright and dark regions (an edge, a gradient).
+    Crops encoded alike (same JPEG quality, tiles on 8 px block boundaries, as in the Kaggle
+    data and `shiptoolkit synth`) hash shared tiles identically; re-encoding at another quality
+    flips bits near the mean, and such copies are mostly not found.
     """
     import cv2
 
-    gray = cv2.cvtColor(np.asarray(image), cv2.COLOR_RGB2GRAY)
-    th, tw = gray.shape[0] // grid, gray.shape[1] // grid
-    out: list[bytes | None] = []
-    for r in range(grid):
-        for c in range(grid):
-            tile = gray[r * th:(r + 1) * th, c * tw:(c + 1) * tw]
-            thumb = cv2.resize(tile, (HASH_SIDE, HASH_SIDE), interpolation=cv2.INTER_AREA).astype(np.float32)
-            out.append(None if thumb.std() < MIN_TILE_STD else np.packbits(thumb > thumb.mean()).tobytes())
-    return out
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"image must be HxWx3. Received shape {image.shape}")
+    grey = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY).astype(np.float32)
+    rows = np.round(np.linspace(0, grey.shape[0], grid + 1)).astype(int)
+    cols = np.round(np.linspace(0, grey.shape[1], grid + 1)).astype(int)
+    hashes: list[bytes | None] = []
+    for r0, r1 in zip(rows[:-1], rows[1:], strict=True):
+        for c0, c1 in zip(cols[:-1], cols[1:], strict=True):
+            margin = max(1, min(r1 - r0, c1 - c0) // 16)
+            tile = grey[r0 + margin:r1 - margin, c0 + margin:c1 - margin]
+            thumb = cv2.resize(tile, (HASH_SIDE, HASH_SIDE), interpolation=cv2.INTER_AREA)
+            bits = thumb > thumb.mean()
+            if thumb.std() < MIN_TILE_STD or _regions(bits) < MIN_REGIONS:
+                hashes.append(None)
+            else:
+                hashes.append(np.packbits(bits).tobytes())
+    return hashes
 
 
-class _UnionFind:
-    def __init__(self, items: list[str]) -> None:
-        self.parent = {i: i for i in items}
+def _regions(bits: np.ndarray) -> int:
+    """Connected regions (4-connected) of set plus unset bits."""
+    import cv2
 
-    def find(self, i: str) -> str:
-        while self.parent[i] != i:
-            self.parent[i] = self.parent[self.parent[i]]  # path halving
-            i = self.parent[i]
-        return i
+    ones = bits.astype(np.uint8)
+    return cv2.connectedComponents(ones, connectivity=4)[0] + cv2.connectedComponents(1 - ones, connectivity=4)[0] - 2
 
-    def union(self, a: str, b: str) -> None:
-        ra, rb = self.find(a), self.find(b)
-        if ra != rb:
-            self.parent[max(ra, rb)] = min(ra, rb)  # the smallest id names the group
+
+def _hashes_streamed(index: AirbusIndex, grid: int, workers: int) -> Iterator[list[bytes | None]]:
+    """Tile hashes of every image in index order, reading a bounded number of images at a time."""
+    ids = index.image_ids
+    with ThreadPoolExecutor(max(1, workers)) as pool:  # decoding releases the GIL: threads suffice
+        for a in range(0, len(ids), READ_CHUNK):
+            yield from pool.map(lambda i: tile_hashes(index.read_image(i), grid), ids[a:a + READ_CHUNK])
 
 
 def find_groups(index: AirbusIndex, grid: int = 3, progress: bool = True, workers: int = 2) -> dict[str, str]:
-    """image id -> group id (the group's smallest image id): images sharing a tile are one group.
+    """Group images that share an informative tile (transitively): image id -> group id.
 
-    Images are read in a streaming thread pool; only their hashes are kept.
+    The group id is the group's smallest image id, so it does not depend on the index order.
+    Images are read once, streamed; only the hashes are kept (32 bytes per tile).
+
+    Args:
+        index: the dataset.
+        grid: tiles per side (Airbus: 3, i.e. 256 px tiles of 768 px images).
+        progress: show a progress bar.
+        workers: threads reading and hashing images.
     """
     from tqdm import tqdm
 
     ids = index.image_ids
-    groups = _UnionFind(ids)
-    first_seen: dict[bytes, str] = {}
-    with ThreadPoolExecutor(max(1, workers)) as pool:
-        hashes = pool.map(lambda i: tile_hashes(index.read_image(i), grid), ids)
-        for image_id, tiles in tqdm(zip(ids, hashes, strict=True), total=len(ids), desc="group images",
-                                    unit="img", disable=not progress):
-            for h in tiles:
-                if h is not None:
-                    groups.union(image_id, first_seen.setdefault(h, image_id))
-    return {i: groups.find(i) for i in ids}
+    parent = list(range(len(ids)))  # union-find over image positions
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]  # path halving keeps the trees flat
+            i = parent[i]
+        return i
+
+    first_seen: dict[bytes, int] = {}  # tile hash -> the first image that had it
+    hashes = _hashes_streamed(index, grid, workers)
+    for i, tiles in enumerate(tqdm(hashes, total=len(ids), desc="tile hashes", unit="img", disable=not progress)):
+        for h in tiles:
+            if h is None:
+                continue
+            j = first_seen.setdefault(h, i)
+            a, b = root(i), root(j)
+            if a != b:
+                parent[max(a, b)] = min(a, b)
+    smallest: dict[int, str] = {}
+    for i, image_id in enumerate(ids):
+        r = root(i)
+        smallest[r] = min(smallest.get(r, image_id), image_id)
+    return {image_id: smallest[root(i)] for i, image_id in enumerate(ids)}
 
 
 def read_groups_csv(path: str | Path, index: AirbusIndex) -> dict[str, str]:
-    """image id -> group from a CSV with columns `ImageId,group`; every image of `index` must be there."""
+    """Read user-given groups (`ImageId,group`) for the images of `index`: image id -> group.
+
+    Every image of the index needs a group: a missing one is an error (silently treating it as
+    a group of its own could leak it). Rows for images outside the index are ignored, so one
+    file serves `data.max_images` subsets too.
+
+    Raises:
+        DataError: naming the file and what is wrong with it.
+    """
     from shiptoolkit.data.tables import read_csv_columns
 
-    frame = read_csv_columns(path, ("ImageId", "group"), "Groups (data.groups_csv)")
-    groups = dict(zip(frame["ImageId"], frame["group"], strict=True))
-    absent = [i for i in index.image_ids if i not in groups]
+    path = Path(path).expanduser()
+    frame = read_csv_columns(path, ("ImageId", "group"), "Groups (data.groups_csv; leave it empty to find groups "
+                                                         "by tile hashing)")
+    image_ids = frame["ImageId"].str.strip()
+    group_ids = frame["group"].str.strip()
+    blank = image_ids[group_ids == ""].tolist()
+    if blank:
+        raise DataError(f"Groups CSV {str(path)!r}: {len(blank)} row(s) have an empty group, e.g. {blank[:3]}.")
+    conflicting = frame.assign(ImageId=image_ids, group=group_ids).groupby("ImageId")["group"].nunique()
+    conflicting = conflicting[conflicting > 1].index.tolist()
+    if conflicting:
+        raise DataError(f"Groups CSV {str(path)!r}: {len(conflicting)} image(s) are in two groups or more, "
+                        f"e.g. {conflicting[:3]}.")
+    given = dict(zip(image_ids.tolist(), group_ids.tolist(), strict=True))
+    absent = [i for i in index.image_ids if i not in given]
     if absent:
-        raise DataError(f"Groups CSV {str(path)!r} has no group for {len(absent)} image(s) of the dataset, "
-                        f"e.g. {absent[:3]}. Give every image a group (its own id for a lone image).")
-    return {i: groups[i] for i in index.image_ids}
+        raise DataError(f"Groups CSV {str(path)!r} has no group for {len(absent)} of the dataset's "
+                        f"{len(index)} images, e.g. {absent[:5]}. Every image needs a row (an image "
+                        "alone can be its own group).")
+    return {i: given[i] for i in index.image_ids}
 
 
 def split_by_group(index: AirbusIndex, groups: dict[str, str], val_fraction: float = 0.05,
                    seed: int = 0) -> tuple[AirbusIndex, AirbusIndex]:
-    """Split into (train, validation) moving whole groups, stratified by whether a group has ships.
+    """Split into (train, validation) keeping every group on one side: no tile on both sides.
 
-    Each stratum sends groups, in an order drawn from the seed, to validation until it holds
-    about `val_fraction` of the stratum's images. At least one group goes to validation when
-    `val_fraction > 0` and there are two groups or more.
+    Like `split_by_image`, stratified and deterministic for a seed: groups are stratified by
+    whether any member has ships, and groups are taken in a seeded order while they bring each
+    stratum's validation image count closer to its share of round(len(index) * val_fraction).
+    At least one validation group when `val_fraction > 0` and there are two groups or more;
+    at least one training group always.
+
+    Args:
+        index: the dataset.
+        groups: image id -> group id, for every image (from `find_groups` or `read_groups_csv`).
+        val_fraction: fraction of images (not groups) to hold out.
+        seed: seed of the choice.
     """
     if not 0.0 <= val_fraction < 1.0:
         raise ValueError(f"val_fraction must be in [0, 1). Received: val_fraction={val_fraction}")
-    members: dict[str, list[str]] = defaultdict(list)
+    absent = [i for i in index.image_ids if i not in groups]
+    if absent:
+        raise DataError(f"{len(absent)} image(s) have no group, e.g. {absent[:5]}.")
+    members: dict[str, list[str]] = {}  # group -> its images, groups in order of first appearance
     for image_id in index.image_ids:
-        members[groups[image_id]].append(image_id)
+        members.setdefault(groups[image_id], []).append(image_id)
     if val_fraction == 0 or len(members) < 2:
         return index, index.subset([])
-    rng = np.random.default_rng([seed, 13])
-    strata: dict[bool, list[str]] = {True: [], False: []}
-    for g in sorted(members):
-        strata[any(index[i].has_ships for i in members[g])].append(g)
-    val: list[str] = []
-    for stratum in strata.values():
-        target = round(sum(len(members[g]) for g in stratum) * val_fraction)
-        taken = 0
+    names = list(members)
+    has_ships = [any(index[i].has_ships for i in members[g]) for g in names]
+    ship_groups = [g for g, s in zip(names, has_ships, strict=True) if s]
+    empty_groups = [g for g, s in zip(names, has_ships, strict=True) if not s]
+    target = max(1, round(len(index) * val_fraction))
+    ship_images = sum(len(members[g]) for g in ship_groups)
+    ship_target = min(target, round(ship_images * val_fraction))
+    rng = np.random.default_rng([seed, 7])
+    chosen: list[str] = []
+    for stratum, want in ((ship_groups, ship_target), (empty_groups, target - ship_target)):
+        count = 0
         for k in rng.permutation(len(stratum)):
-            if taken >= target:
-                break
-            group = members[stratum[k]]
-            if taken and taken + len(group) - target > target - taken:  # overshoots more than it helps
-                continue
-            val += group
-            taken += len(group)
-    if not val:
-        val = members[sorted(members)[int(rng.integers(len(members)))]]
-    chosen = set(val)
-    return index.subset([i for i in index.image_ids if i not in chosen]), index.subset(
-        [i for i in index.image_ids if i in chosen])
+            size = len(members[stratum[k]])
+            if abs(count + size - want) < abs(count - want):  # only while it gets closer
+                chosen.append(stratum[k])
+                count += size
+    if not chosen:  # every group is far larger than the target: the smallest one, seeded on ties
+        sizes = np.array([len(members[g]) for g in names])
+        smallest = np.flatnonzero(sizes == sizes.min())
+        chosen = [names[int(smallest[rng.integers(len(smallest))])]]
+    if len(chosen) == len(names):  # keep something to train on
+        chosen.pop()
+    val = {i for g in chosen for i in members[g]}
+    return (index.subset([i for i in index.image_ids if i not in val]),
+            index.subset([i for i in index.image_ids if i in val]))

@@ -16,15 +16,20 @@ def read_csv_columns(source: str | Path | Any, columns: tuple[str, ...], what: s
     """
     import pandas as pd
 
+    name = f"{what} CSV"
     if isinstance(source, pd.DataFrame):
         frame = source.copy()
     else:
         path = Path(source)
+        name += f" {str(path)!r}"
         if not path.is_file():
             raise DataError(f"{what} file {str(path)!r} not found.")
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        try:
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        except (ValueError, UnicodeDecodeError) as exc:  # pandas' parser errors are ValueErrors
+            raise DataError(f"{name} could not be read as CSV: {exc}") from None
     missing = set(columns) - set(frame.columns)
     if missing:
-        raise DataError(f"{what} CSV lacks column(s) {sorted(missing)}; expected {','.join(columns)}. "
+        raise DataError(f"{name} lacks column(s) {sorted(missing)}; expected {','.join(columns)}. "
                         f"Found: {list(frame.columns)}")
     return frame

@@ -84,7 +84,8 @@ def compare(out: Path, preset: str = "cpu", progress: bool = True) -> list[dict]
              f"precision {g['gate_precision']:.3f}, recall {g['gate_recall']:.3f}, "
              f"{g['gate_rejected_images']} of {g['images']} images rejected. "
              f"Split alone (no gate): f2 {g['f2_without_gate']:.4f}. Seam run without its split: "
-             f"f2 {sm['f2_without_split']:.4f}; its gate threshold {sm['gate_threshold']:.3f}.\n"
+             f"f2 {sm['f2_without_split']:.4f}; its gate threshold {sm['gate_threshold']:.3f}. "
+             f"All-empty baseline on these images: f2 {g['f2_all_empty_baseline']:.4f}.\n"
              f"Runs: {seed.run_dir}, {gated.run_dir}, {plain.run_dir}, {seam.run_dir}\n")
     (out / "comparison.md").write_text(text + extra)
     (out / "comparison.json").write_text(json.dumps(rows, indent=2))

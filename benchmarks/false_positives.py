@@ -2,7 +2,8 @@
 
 - instance splitting: `split_touching` (distance watershed) and `split_by_seams` vs plain
   connected components (`label_instances`), on synthetic ship masks;
-- grouping overlapping images: tile hashing per image vs decoding the JPEG alone (the floor).
+- grouping overlapping images: tile hashing per (decoded) image vs decoding the JPEG, which
+  grouping must do anyway.
 
     python benchmarks/false_positives.py [--quick]
 """
@@ -44,10 +45,11 @@ def main() -> None:
 
         ids = index.image_ids
         decode = median_seconds(lambda: [index.read_image(i) for i in ids], repeats) / n
-        hashed = median_seconds(lambda: [tile_hashes(index.read_image(i)) for i in ids], repeats) / n
+        images = [index.read_image(i) for i in ids]
+        hashed = median_seconds(lambda: [tile_hashes(im) for im in images], repeats) / n  # decoded already
         report("decode_jpeg_ms_per_image", decode * 1e3, "ms")
         report("tile_hash_ms_per_image", hashed * 1e3, "ms")
-        report("tile_hash_vs_decode_floor", hashed / decode, "x")
+        report("tile_hash_cost_vs_decode", hashed / decode, "x")  # what grouping adds to reading the image
 
 
 if __name__ == "__main__":

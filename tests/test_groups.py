@@ -118,3 +118,17 @@ def test_config_split_groups_end_to_end(tmp_path):
     config = config.with_overrides(["data.groups_csv=my_groups.csv"])
     train, val = train_val_indexes(config, progress=False)
     assert not {scenes[i] for i in train.image_ids} & {scenes[i] for i in val.image_ids}
+
+
+def test_a_generic_tile_shared_by_many_images_links_nothing(tmp_path, monkeypatch):
+    from shiptoolkit.data import groups as groups_module
+
+    # 12 unrelated images whose hashes all contain one generic tile (more than 9 = 3x3 crops).
+    fake = {f"g{i:02d}.jpg": [b"generic", bytes([i]) * 32] + [None] * 7 for i in range(12)}
+    fake.update({"a.jpg": [b"place"] + [None] * 8, "b.jpg": [b"place"] + [None] * 8})
+    index = AirbusIndex.from_rows([(i, "") for i in fake], tmp_path, shape=(SIZE, SIZE))
+    monkeypatch.setattr(groups_module, "_hashes_streamed", lambda index, grid, workers: iter(
+        [fake[i] for i in index.image_ids]))
+    groups = find_groups(index, progress=False)
+    assert groups["a.jpg"] == groups["b.jpg"] == "a.jpg"  # a real shared place still links
+    assert len({groups[f"g{i:02d}.jpg"] for i in range(12)}) == 12

@@ -85,7 +85,8 @@ def find_groups(index: AirbusIndex, grid: int = 3, progress: bool = True, worker
     """Group images that share an informative tile (transitively): image id -> group id.
 
     The group id is the group's smallest image id, so it does not depend on the index order.
-    Images are read once, streamed; only the hashes are kept (32 bytes per tile).
+    Images are read once, streamed; only the hashes are kept (32 bytes per tile). A hash found in
+    more than grid*grid images is generic, not a shared place, and links nothing.
 
     Args:
         index: the dataset.
@@ -104,16 +105,23 @@ def find_groups(index: AirbusIndex, grid: int = 3, progress: bool = True, worker
             i = parent[i]
         return i
 
-    first_seen: dict[bytes, int] = {}  # tile hash -> the first image that had it
+    # A real tile lies in at most grid*grid crops (one per position in the crop). A hash shared
+    # by more images is a generic pattern (a regular texture, a sensor artefact), not one place:
+    # linking through it would chain unrelated images into one giant group, so it is ignored.
+    most = grid * grid
+    owners: dict[bytes, list[int]] = {}  # tile hash -> the images that have it (up to most + 1)
     hashes = _hashes_streamed(index, grid, workers)
     for i, tiles in enumerate(tqdm(hashes, total=len(ids), desc="tile hashes", unit="img", disable=not progress)):
-        for h in tiles:
-            if h is None:
-                continue
-            j = first_seen.setdefault(h, i)
-            a, b = root(i), root(j)
-            if a != b:
-                parent[max(a, b)] = min(a, b)
+        for h in set(t for t in tiles if t is not None):
+            images = owners.setdefault(h, [])
+            if len(images) <= most:
+                images.append(i)
+    for images in owners.values():
+        if len(images) <= most:
+            for j in images[1:]:
+                a, b = root(images[0]), root(j)
+                if a != b:
+                    parent[max(a, b)] = min(a, b)
     smallest: dict[int, str] = {}
     for i, image_id in enumerate(ids):
         r = root(i)

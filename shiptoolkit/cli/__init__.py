@@ -24,6 +24,23 @@ class FriendlyGroup(click.Group):
             raise click.ClickException(str(exc)) from exc
 
 
+def model_and_config(config: str | None, model: str | None, run_dir: str | None, overrides: tuple[str, ...]):
+    """(model path, resolved config) for commands that use a trained model.
+
+    `--run RUN_DIR` stands for its best.keras and, without CONFIG, its config.toml.
+    """
+    from pathlib import Path
+
+    from shiptoolkit.runner import prepare_config
+
+    if run_dir:
+        model = model or str(Path(run_dir) / "best.keras")
+        config = config or str(Path(run_dir) / "config.toml")
+    if not model:
+        raise click.UsageError("Give --model MODEL.keras or --run RUN_DIR.")
+    return model, prepare_config(config or {}, overrides)
+
+
 @click.group(cls=FriendlyGroup)
 @click.version_option(__version__, prog_name="shiptoolkit")
 @click.option("--plugin", "plugins", multiple=True, metavar="SPEC",

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
-from shiptoolkit.cli import cli
+from shiptoolkit.cli import cli, model_and_config
 
 
 @cli.command()
@@ -29,14 +27,8 @@ def evaluate(config: str | None, model: str | None, run_dir: str | None, overrid
 
         shiptoolkit evaluate --run runs/quickstart-20260101-120000 --set predict.min_area=60
     """
-    from shiptoolkit.runner import prepare_config
     from shiptoolkit.runner import run as run_stages
 
-    if run_dir:
-        model = model or str(Path(run_dir) / "best.keras")
-        config = config or str(Path(run_dir) / "config.toml")
-    if not model:
-        raise click.UsageError("Give --model MODEL.keras or --run RUN_DIR.")
-    resolved = prepare_config(config or {}, overrides)
+    model, resolved = model_and_config(config, model, run_dir, overrides)
     result = run_stages(resolved, stages=["evaluate"], model=model, progress=not quiet)
     click.echo(result.summary())

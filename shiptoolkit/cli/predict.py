@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import click
 
-from shiptoolkit.cli import cli
+from shiptoolkit.cli import cli, model_and_config
 
 
 @cli.command()
@@ -35,14 +34,8 @@ def predict(config: str | None, model: str | None, run_dir: str | None, images: 
         shiptoolkit predict --run runs/quickstart-20260101-120000 --images test_v2 --out submission.csv
     """
     from shiptoolkit.evaluation import predict_stage
-    from shiptoolkit.runner import prepare_config
 
-    if run_dir:
-        model = model or str(Path(run_dir) / "best.keras")
-        config = config or str(Path(run_dir) / "config.toml")
-    if not model:
-        raise click.UsageError("Give --model MODEL.keras or --run RUN_DIR.")
-    resolved = prepare_config(config or {}, overrides)
+    model, resolved = model_and_config(config, model, run_dir, overrides)
     start = time.perf_counter()
     result = predict_stage(resolved, model, ".", progress=not quiet, images=images, out=out)
     s = result.summary

@@ -61,3 +61,40 @@ def rect_dataset(tmp_path):
 def rect_writer():
     """`write_rect_dataset` as a fixture (test modules cannot import conftest reliably)."""
     return write_rect_dataset
+
+
+@pytest.fixture
+def tiny_run_toml(tmp_path):
+    """Writes a tiny experiment on generated synthetic data (128 px, a 4-filter U-Net, one epoch).
+
+    Call it with the run's name, the [sampler] table's lines, and optionally more [run] lines,
+    the number of synthetic images and further sections (TOML text); returns the file's path.
+    """
+
+    def write(name: str, sampler: str, run: str = "", images: int = 24, extra: str = ""):
+        path = tmp_path / f"{name}.toml"
+        path.write_text(f"""
+[run]
+name = "{name}"
+out_dir = "{tmp_path / 'runs'}"
+{run}
+[data]
+synthetic_images = {images}
+synthetic_empty_fraction = 0.5
+image_size = 128
+val_fraction = 0.25
+cache_dir = "{tmp_path / 'cache'}"
+[sampler]
+{sampler}
+[backbone]
+name = "unet"
+base_filters = 4
+depth = 2
+[train]
+epochs = 1
+batch_size = 8
+{extra}
+""")
+        return path
+
+    return write

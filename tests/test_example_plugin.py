@@ -42,32 +42,9 @@ def test_load_plugins_env_narrows_loading(installed):
     assert [p["name"] for p in json.loads(result.stdout)] == ["size_balanced"]
 
 
-def test_a_run_uses_the_plugin_sampler_by_name(installed, tmp_path):
-    config = tmp_path / "balanced.toml"
-    config.write_text(f"""
-[run]
-name = "balanced"
-out_dir = "{tmp_path / 'runs'}"
-stages = ["train"]
-[data]
-synthetic_images = 16
-synthetic_empty_fraction = 0.5
-image_size = 128
-val_fraction = 0.25
-cache_dir = "{tmp_path / 'cache'}"
-[sampler]
-name = "size_balanced"
-patch_size = 64
-area_edges = [100, 400]
-patches_per_epoch = 16
-[backbone]
-name = "unet"
-base_filters = 4
-depth = 2
-[train]
-epochs = 1
-batch_size = 8
-""")
+def test_a_run_uses_the_plugin_sampler_by_name(installed, tmp_path, tiny_run_toml):
+    config = tiny_run_toml("balanced", 'name = "size_balanced"\npatch_size = 64\narea_edges = [100, 400]\n'
+                           'patches_per_epoch = 16', run='stages = ["train"]', images=16)
     result = shiptoolkit(installed, "run", str(config), "--quiet")
     assert result.returncode == 0, result.stderr[-3000:]
     run_dir = next((tmp_path / "runs").iterdir())

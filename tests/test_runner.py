@@ -37,32 +37,9 @@ def test_set_overrides_show_in_the_resolved_config():
     assert result.exit_code == 0 and "epochs = 1" in result.output and "ship_fraction = 0.3" in result.output
 
 
-def test_full_run_train_predict_evaluate(tmp_path):
-    config = tmp_path / "tiny.toml"
-    config.write_text(f"""
-[run]
-name = "e2e"
-out_dir = "{tmp_path / 'runs'}"
-[data]
-synthetic_images = 24
-synthetic_empty_fraction = 0.5
-image_size = 128
-val_fraction = 0.25
-cache_dir = "{tmp_path / 'cache'}"
-[sampler]
-name = "mixed"
-patch_size = 64
-patches_per_epoch = 32
-[backbone]
-name = "unet"
-base_filters = 4
-depth = 2
-[train]
-epochs = 1
-batch_size = 8
-[evaluate]
-scan_thresholds = [0.3, 0.5]
-""")
+def test_full_run_train_predict_evaluate(tmp_path, tiny_run_toml):
+    config = tiny_run_toml("e2e", 'name = "mixed"\npatch_size = 64\npatches_per_epoch = 32',
+                           extra="[evaluate]\nscan_thresholds = [0.3, 0.5]")
     result = CliRunner().invoke(cli, ["run", str(config), "--quiet"])
     assert result.exit_code == 0, result.output
     assert "all-empty baseline f2" in result.output

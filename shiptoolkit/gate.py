@@ -159,7 +159,11 @@ def train_gate(config: Config, run_dir: str | Path, segmenter_path: str | Path, 
         gate = load_gate(config, run_dir)
         gate.threshold = 0.0  # let every image through: we want the segmenter's score on each
         ids = val_index.image_ids[:c["tune_images"]] if c["tune_images"] else val_index.image_ids
-        result = evaluate(config, segmenter_path, index=val_index.subset(ids), progress=progress, gate=gate)
+        # Only per-image f2 is needed: no threshold/min_area scan, no dice/IoU; and the images
+        # are the ones classifier.tune_images names, whatever evaluate.max_images says.
+        scoring = config.with_overrides(["evaluate.scan_thresholds=[]", "evaluate.scan_min_areas=[]",
+                                         'metrics.evaluate=["f2"]', "evaluate.max_images=0"])
+        result = evaluate(scoring, segmenter_path, index=val_index.subset(ids), progress=progress, gate=gate)
         probs = np.array([r["ship_probability"] for r in result.per_image])
         threshold, scan = tune_threshold(result.per_image, probs)
         info.update(threshold=threshold, tuned=True, tuned_on_images=len(ids), scan=scan,

@@ -264,26 +264,25 @@ def validate(raw: Mapping[str, Any], where: str = "config", check_components: bo
         if section.component:
             out[name] = _validate_component(section, given, where, check_components)
             continue
-        values = {}
         for key in given:
             if section.key(key) is None:
                 _unknown(key, [k.name for k in section.keys], "key", f"{where} [{name}]")
-        for key in section.keys:
-            value = given.get(key.name, copy.deepcopy(key.default))
-            values[key.name] = check_type(value, key, f"{where}: {name}.{key.name}")
-        out[name] = values
+        out[name] = _take_keys(section, given, where)
     _check_cross_fields(out, where)
     return out
+
+
+def _take_keys(section: Section, given: dict[str, Any], where: str) -> dict[str, Any]:
+    """The section's keys popped from `given`, type-checked, defaults filled in."""
+    return {key.name: check_type(given.pop(key.name, copy.deepcopy(key.default)), key,
+                                 f"{where}: {section.name}.{key.name}") for key in section.keys}
 
 
 def _validate_component(section: Section, given: dict[str, Any], where: str, check: bool) -> dict[str, Any]:
     name = given.pop("name", section.default_component)
     if not isinstance(name, str):
         raise ConfigError(f"{where}: {section.name}.name must be a string, got {name!r}.")
-    own = {}  # the section's own keys (e.g. classifier.epochs), next to the component's parameters
-    for key in section.keys:
-        value = given.pop(key.name, copy.deepcopy(key.default))
-        own[key.name] = check_type(value, key, f"{where}: {section.name}.{key.name}")
+    own = _take_keys(section, given, where)  # the section's own keys (e.g. classifier.epochs); the rest are params
     if not check:
         return {"name": name, **own, **given}
     if name == "" and section.default_component == "":  # an optional component, switched off

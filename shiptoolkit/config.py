@@ -67,7 +67,12 @@ SCHEMA: dict[str, Section] = {s.name: s for s in [
         Key("image_size", int, 768, "Height and width of every image and mask (Kaggle: 768)."),
         Key("on_error", str, "raise", "On malformed RLE or missing/corrupt images: \"raise\" or \"skip\" (warn and count).",
             ("raise", "skip")),
-        Key("val_fraction", float, 0.05, "Fraction of images held out for validation."),
+        Key("val_fraction", float, 0.05, "Fraction of the non-test images held out for validation: checkpoint choice and every tuned number."),
+        Key("test_fraction", float, 0.0, "Fraction of the images held out as the test set (reported, never used for a choice); "
+            "group-aware with split = \"groups\". Fixed by the data alone, not by run.seed, so every run on a dataset shares it."),
+        Key("test_path", str, "", "A labelled folder in the Kaggle layout (same `csv` and `images` names) used as the test set."),
+        Key("synthetic_test_images", int, 300, "With path = \"synthetic\": images in the independent synthetic test set "
+            "(its own seed, so no scene is shared with training); 0 = none."),
         Key("split", str, "image", "\"image\": split by image; \"groups\": whole groups of overlapping images go to "
             "one side (leak-free on the real data, whose images are overlapping crops).", ("image", "groups")),
         Key("groups_csv", str, "", "For split = \"groups\": a CSV `ImageId,group` (relative to `path`); \"\" = "
@@ -102,7 +107,15 @@ SCHEMA: dict[str, Section] = {s.name: s for s in [
         Key("validation_steps", int, 0, "Validation batches per epoch (0 = the whole validation sampler)."),
         Key("optimizer", str, "adam", "Keras optimizer name.", ("adam", "adamw", "sgd", "rmsprop")),
         Key("learning_rate", float, 1e-4, "Initial learning rate."),
-        Key("monitor", str, "val_loss", "Quantity for checkpointing, early stopping and LR reduction (not pixel accuracy)."),
+        Key("monitor", str, "val_f2", "Quantity for checkpointing, early stopping and LR reduction (not pixel accuracy). "
+            "\"val_f2\": the competition metric on whole validation images, predicted as `predict` does."),
+        Key("val_f2_every", int, 1, "Compute val_f2 every N epochs (and at the last epoch)."),
+        Key("val_f2_images", int, 64, "Validation images val_f2 predicts (0 = all); its cost is printed."),
+        Key("schedule", str, "cosine", "Learning-rate schedule: \"cosine\" (linear warm-up, then cosine decay to 1% over all "
+            "steps) or \"constant\".", ("constant", "cosine")),
+        Key("warmup_fraction", float, 0.05, "With schedule = \"cosine\": fraction of all steps spent warming up from lr/10."),
+        Key("collapse_patience", int, 2, "Stop (and say so) when the model predicts no ship pixel on validation for this "
+            "many epochs in a row; such epochs are never kept as best (0 = off)."),
         Key("early_stopping_patience", int, 5, "Epochs without improvement before stopping (0 = off)."),
         Key("reduce_lr_patience", int, 3, "Epochs without improvement before reducing the LR (0 = off)."),
         Key("reduce_lr_factor", float, 0.5, "Factor applied to the LR on a plateau."),
@@ -115,11 +128,13 @@ SCHEMA: dict[str, Section] = {s.name: s for s in [
             "(the backbone gets classes = 2); `predict.split = \"watershed\"` then splits along it."),
     )),
     Section("predict", "Full-image prediction and the Kaggle submission.", (
-        Key("images", str, "validation", "\"validation\" (the held-out images) or a folder of JPGs."),
+        Key("images", str, "test", "\"test\", \"validation\" or a folder of JPGs."),
         Key("out", str, "submission.csv", "Submission file name inside the run directory."),
         Key("threshold", float, 0.5, "Probability threshold for ship pixels."),
         Key("overlap", float, 0.25, "Sliding-window overlap as a fraction of the window (0 <= overlap < 1)."),
         Key("tta", bool, False, "Average predictions over flips (test-time augmentation)."),
+        Key("whole_image", bool, True, "Predict whole images in one pass when the model is fully convolutional (its weights in "
+            "a copy with a free input size); false = sliding windows of the training size."),
         Key("min_area", int, 0, "Drop predicted ships smaller than this many pixels."),
         Key("gate_threshold", float, 0.0, "Skip images whose maximum probability is below this (0 = off)."),
         Key("split", str, "none", "Split touching ships predicted as one blob: \"watershed\" (distance transform + "
@@ -130,9 +145,14 @@ SCHEMA: dict[str, Section] = {s.name: s for s in [
         Key("resize", int, 0, "Resize images to this side before predicting and probabilities back (0 = off); match a `full_images` sampler's `size`."),
         Key("max_images", int, 0, "Predict only this many images (0 = all)."),
     )),
-    Section("evaluate", "Scoring on full validation images.", (
-        Key("max_images", int, 0, "Evaluate only this many validation images (0 = all)."),
-        Key("scan_thresholds", list[float], [], "Thresholds to scan for the best f2 (empty = no scan)."),
+    Section("evaluate", "Scoring on full images: the test set by default.", (
+        Key("images", str, "test", "\"test\" (never used for a choice) or \"validation\" (tuned on: not a test figure).",
+            ("test", "validation")),
+        Key("max_images", int, 0, "Evaluate only this many images (0 = all)."),
+        Key("without_gate", bool, False, "With a [classifier]: also segment the images the gate rejects, to report f2 "
+            "without the gate (slower)."),
+        Key("scan_thresholds", list[float], [], "Thresholds to scan on the evaluated images (an oracle view: a choice made "
+            "on these images is not a test figure; tuning happens on validation, see [tune])."),
         Key("scan_min_areas", list[int], [], "min_area values to scan with the thresholds."),
         Key("plot_examples", int, 6, "Examples per row (best, worst, false positives) in the overlay grid."),
     )),
@@ -146,10 +166,18 @@ SCHEMA: dict[str, Section] = {s.name: s for s in [
         Key("batch_size", int, 16, "Images per batch."),
         Key("learning_rate", float, 1e-3, "Adam learning rate."),
         Key("threshold", float, 0.5, "Images with a lower ship probability are predicted empty (when not tuned)."),
-        Key("tune_threshold", bool, True, "After training, choose the threshold that maximises f2 on the "
-            "validation images (the segmenter's predictions included); saved in gate.json."),
-        Key("tune_images", int, 0, "Validation images used to tune the threshold (0 = all)."),
+        Key("tune_threshold", bool, True, "Choose the threshold with the segmenter's threshold and min_area, jointly, "
+            "for f2 on the validation images (see [tune])."),
     ), component="classifier", default_component=""),
+    Section("tune", "Post-processing chosen on the validation images after training (one joint scan for f2), saved as "
+            "postprocess.json in the run directory and used by `predict` unless `--set` names the key.", (
+        Key("enabled", bool, True, "Tune after training (needs validation images)."),
+        Key("thresholds", list[float], [0.3, 0.4, 0.5, 0.6, 0.7, 0.8], "Segmenter probability thresholds to try."),
+        Key("min_areas", list[int], [0, 10, 20, 40, 80, 150], "min_area values to try."),
+        Key("max_images", int, 0, "Validation images to tune on (0 = all)."),
+        Key("gate_floor", float, 0.1, "Classifier thresholds below this are not tried, and images under it are not "
+            "segmented while tuning (they would be rejected at any threshold tried)."),
+    )),
     Section("plugins", "Local plugins to load before building components.", (
         Key("modules", list[str], [], "Each a `file.py` path (relative to the config file), `package.module` or `package.module:attr`."),
     )),
@@ -316,6 +344,13 @@ def _validate_component(section: Section, given: dict[str, Any], where: str, che
 def _check_cross_fields(values: dict[str, dict[str, Any]], where: str) -> None:
     checks = [
         (0.0 <= values["data"]["val_fraction"] < 1.0, "data.val_fraction must be in [0, 1)"),
+        (0.0 <= values["data"]["test_fraction"] < 1.0, "data.test_fraction must be in [0, 1)"),
+        (values["data"]["synthetic_test_images"] >= 0, "data.synthetic_test_images must be >= 0"),
+        (values["train"]["val_f2_every"] >= 1, "train.val_f2_every must be >= 1"),
+        (values["train"]["val_f2_images"] >= 0, "train.val_f2_images must be >= 0"),
+        (0.0 <= values["train"]["warmup_fraction"] < 1.0, "train.warmup_fraction must be in [0, 1)"),
+        (values["train"]["collapse_patience"] >= 0, "train.collapse_patience must be >= 0"),
+        (0.0 <= values["tune"]["gate_floor"] < 1.0, "tune.gate_floor must be in [0, 1)"),
         (values["train"]["epochs"] >= 1, "train.epochs must be >= 1"),
         (values["train"]["batch_size"] >= 1, "train.batch_size must be >= 1"),
         (values["train"]["learning_rate"] > 0, "train.learning_rate must be > 0"),

@@ -9,6 +9,7 @@ the best, worst and false-positive images.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 from dataclasses import dataclass, field
@@ -20,10 +21,13 @@ import numpy as np
 from shiptoolkit.competition import F2Accumulator, iou_matrix_from_labels
 from shiptoolkit.config import Config
 from shiptoolkit.errors import ConfigError
+from shiptoolkit.gate import gate_report
 from shiptoolkit.plugins import get_registry
 from shiptoolkit.prediction import PredictSettings, folder_items, index_items, predict_items, predict_labels
+from shiptoolkit.tuning import load_tuned
 
 if TYPE_CHECKING:
+    from shiptoolkit.data.source import DataSplits
     from shiptoolkit.gate import Gate
 
 
@@ -57,23 +61,40 @@ class PredictResult:
     summary: Any
 
 
-def predict_stage(config: Config, model, run_dir: str | Path, progress: bool = True,
-                  images: str | None = None, out: str | Path | None = None, gate: Gate | None = None) -> PredictResult:
-    """Predict predict.images ("validation" or a folder) and write the submission into the run dir.
+def _tuned(model) -> dict | None:
+    """postprocess.json from beside a model file (a model object carries none)."""
+    return load_tuned(Path(model).parent) if isinstance(model, (str, Path)) else None
 
-    With a [classifier] gate, images it rejects get an empty row without being segmented.
+
+def _role_index(config: Config, role: str, splits: DataSplits | None, progress: bool):
+    """(index, description) of the "test" or "validation" images."""
+    from shiptoolkit.data.source import data_splits
+
+    splits = splits or data_splits(config, progress)
+    index = splits.role(role)
+    where = splits.test_source if role == "test" else "validation split (tuned on: not a test figure)"
+    return index, where
+
+
+def predict_stage(config: Config, model, run_dir: str | Path, progress: bool = True,
+                  images: str | None = None, out: str | Path | None = None, gate: Gate | None = None,
+                  splits: DataSplits | None = None) -> PredictResult:
+    """Predict predict.images ("test", "validation" or a folder) and write the submission into the run dir.
+
+    Uses the post-processing tuned on validation (postprocess.json beside the model) unless an
+    override names the key. With a [classifier] gate, images it rejects get an empty row without
+    being segmented.
     """
-    from shiptoolkit.data.source import train_val_indexes
     from shiptoolkit.submission import write_submission
 
     source = images or config["predict"]["images"]
-    if source == "validation":
-        items = index_items(train_val_indexes(config, progress)[1])
+    if source in ("test", "validation"):
+        items = index_items(_role_index(config, source, splits, progress)[0])
     else:
         items = folder_items(Path(source).expanduser())
     items = _limit(items, config["predict"]["max_images"])
     path = Path(out) if out else Path(run_dir) / config["predict"]["out"]
-    settings = PredictSettings.from_config(config)
+    settings = PredictSettings.from_config(config, _tuned(model))
     gate = _gate(config, model, gate)
     rows = predict_labels(_model(model), items, settings, progress, config["data"]["on_error"], gate)
     return PredictResult(path, write_submission(rows, path))
@@ -95,43 +116,53 @@ class EvaluateResult:
         m = self.metrics
         verdict = "beats" if m["f2"] > m["f2_all_empty_baseline"] else "does NOT beat"
         lines = [f"f2: {m['f2']:.4f}   all-empty baseline f2: {m['f2_all_empty_baseline']:.4f}   "
-                 f"(the model {verdict} predicting nothing, on {m['images']} validation images)"]
+                 f"(the model {verdict} predicting nothing, on {m['images']} {m.get('role', '')} images)",
+                 f"  images: {m.get('source', '')}"]
+        shown = ("f2", "f2_all_empty_baseline", "role", "source")
         for key, value in m.items():
-            if key not in ("f2", "f2_all_empty_baseline") and isinstance(value, float):
+            if key not in shown and isinstance(value, float):
                 lines.append(f"  {key:<28} {'n/a' if math.isnan(value) else f'{value:.4f}'}")
-            elif key not in ("f2", "f2_all_empty_baseline"):
+            elif key not in shown:
                 lines.append(f"  {key:<28} {value}")
         if self.best:
-            lines.append(f"  best scanned: threshold {self.best['threshold']}, min_area {self.best['min_area']}: "
-                         f"f2 {self.best['f2']:.4f}")
+            b = self.best
+            lines.append(f"  best scanned (oracle: chosen on these images, not a {m.get('role', '')} figure): "
+                         f"threshold {b['threshold']}, min_area {b['min_area']}: f2 {b['f2']:.4f}")
         return "\n".join(lines)
 
 
 def evaluate(config: Config, model: Any, run_dir: str | Path | None = None, index: Any = None,
-             progress: bool = True, submission: str | Path | None = None, gate: Gate | None = None) -> EvaluateResult:
-    """Predict full validation images and score them.
+             progress: bool = True, submission: str | Path | None = None, gate: Gate | None = None,
+             splits: DataSplits | None = None, tuned: dict | None = None) -> EvaluateResult:
+    """Predict full images (the test set by default) and score them.
 
     Args:
         config: the experiment ([predict] settings, metrics.evaluate, [evaluate] options).
         model: a Keras model or the path of a `.keras` file.
         run_dir: where metrics.json and examples.png go (None: nothing written).
-        index: the images to score (default: the validation split of the config's data).
+        index: the images to score (default: evaluate.images, "test" or "validation", of the data).
         progress: show a progress bar.
         submission: also write these predictions as a submission CSV (one prediction pass).
         gate: a `shiptoolkit.gate.Gate` (default: the config's [classifier], from beside the model
-            file). Every image is still segmented, so f2 is reported with and without the gate.
+            file). With evaluate.without_gate, rejected images are segmented too and f2 is also
+            reported without the gate.
+        splits: the data's `DataSplits`, when the caller already opened it.
+        tuned: post-processing chosen on validation (default: postprocess.json beside the model
+            file); f2 is then also reported with the config's own settings (`f2_with_defaults`).
     """
-    from shiptoolkit.data.source import train_val_indexes
     from shiptoolkit.submission import SubmissionWriter
 
     e = config["evaluate"]
+    role, source = e["images"], "images given by the caller"
     if index is None:
-        index = train_val_indexes(config, progress)[1]
+        index, source = _role_index(config, role, splits, progress)
     if not len(index):
-        raise ConfigError("No validation images to evaluate: set data.val_fraction > 0.")
+        raise ConfigError(f"No {role} images to evaluate.")
     ids = _limit(index.image_ids, e["max_images"])
     index = index.subset(ids)
-    settings = PredictSettings.from_config(config)
+    tuned = tuned if tuned is not None else _tuned(model)
+    settings = PredictSettings.from_config(config, tuned)
+    defaults = PredictSettings.from_config(config) if tuned else None
     evaluators = {}
     for name in config["metrics"]["evaluate"]:
         component = get_registry("metric").create(name)
@@ -143,15 +174,22 @@ def evaluate(config: Config, model: Any, run_dir: str | Path | None = None, inde
             for a in (e["scan_min_areas"] or [settings.min_area])]
     scans = {combo: F2Accumulator() for combo in grid} if len(grid) > 1 else {}
     gate = _gate(config, model, gate)
-    # What each option buys, measured on the same images: f2 without the gate and without splitting.
-    ablations = {"f2_without_gate": F2Accumulator()} if gate is not None else {}
+    default_gate = config["classifier"]["threshold"] if gate is not None and defaults is not None else None
+    # What each option buys, measured on the same images: the config's own settings, no gate, no splitting.
+    ablations = {"f2_with_defaults": F2Accumulator()} if defaults is not None else {}
+    if gate is not None and e["without_gate"]:
+        ablations["f2_without_gate"] = F2Accumulator()
     if settings.split != "none":
         ablations["f2_without_split"] = F2Accumulator()
+    # Images no gate in play accepts are not segmented (scored as predicted empty), unless asked.
+    screening = None if gate is None or e["without_gate"] else \
+        dataclasses.replace(gate, threshold=min(gate.threshold, default_gate if default_gate is not None else 1.0))
     model = _model(model)
     writer = SubmissionWriter(submission) if submission else contextlib.nullcontext()
     with writer:
         for p in predict_items(model, index_items(index), settings, progress=progress,
-                               on_error=config["data"]["on_error"], gate=gate):
+                               on_error=config["data"]["on_error"], gate=screening or gate,
+                               skip_rejected=screening is not None):
             true = index.labels(p.image_id)
             raw = np.zeros_like(true) if p.prob is None else settings.labels(p.prob, seam=p.seam)
             rejected = gate is not None and not gate.accepts(p.ship_probability)
@@ -161,21 +199,27 @@ def evaluate(config: Config, model: Any, run_dir: str | Path | None = None, inde
             _update(evaluators, f2_main, scans, p.image_id, true, pred, None if rejected else p.prob, settings, p.seam)
             if gate is not None:
                 f2_main.rows[-1]["ship_probability"] = p.ship_probability
+            if "f2_without_gate" in ablations:
                 ablations["f2_without_gate"].add(p.image_id, iou_matrix_from_labels(true, raw))
+            if "f2_with_defaults" in ablations:
+                off = p.prob is None or (gate is not None and p.ship_probability < default_gate)
+                plain = np.zeros_like(true) if off else defaults.labels(p.prob, seam=p.seam)
+                ablations["f2_with_defaults"].add(p.image_id, iou_matrix_from_labels(true, plain))
             if "f2_without_split" in ablations:
                 plain = pred if p.prob is None or rejected else settings.labels(p.prob, split="none")
                 ablations["f2_without_split"].add(p.image_id, iou_matrix_from_labels(true, plain))
     submission_summary = writer.summary if submission else None
-    metrics = f2_main.result()
+    metrics = {"role": role, "source": source, **f2_main.result()}
+    ship_rows = [r["f2"] for r in f2_main.rows if not r["empty"]]
+    metrics["f2_ship_images"] = float(np.mean(ship_rows)) if ship_rows else float("nan")
     for name, acc in ablations.items():
         metrics[name] = acc.summary()["f2"]
     if gate is not None:
-        from shiptoolkit.gate import gate_report
-
         probs = np.array([r["ship_probability"] for r in f2_main.rows])
-        ungated = [{**r, "f2": a["f2"]} for r, a in zip(f2_main.rows, ablations["f2_without_gate"].rows, strict=True)]
-        report = gate_report(ungated, probs, gate.threshold)
+        report = gate_report(f2_main.rows, probs, gate.threshold)
         metrics.update({k: v for k, v in report.items() if k.startswith("gate_")})
+    if tuned:
+        metrics["postprocess"] = {k: tuned[k] for k in ("threshold", "min_area", "classifier_threshold")}
     for name, evaluator in evaluators.items():
         if name != "f2":
             metrics.update(evaluator.result())
@@ -185,7 +229,7 @@ def evaluate(config: Config, model: Any, run_dir: str | Path | None = None, inde
     if run_dir is not None:
         run_dir = Path(run_dir)
         result.metrics_path = run_dir / "metrics.json"
-        result.metrics_path.write_text(json.dumps({"metrics": metrics, "scan": scan, "best": best,
+        result.metrics_path.write_text(json.dumps({"metrics": metrics, "scan": scan, "best": best, "tuned": tuned,
                                                    "settings": settings.__dict__, "per_image": f2_main.rows},
                                                   indent=2, default=float))
         result.plot_path = _plot_examples(model, index, f2_main.rows, settings, e["plot_examples"],

@@ -5,9 +5,10 @@ Files in the run directory (next to the segmentation model):
     classifier_history.csv/png  its training curves
     gate.json                   the threshold in use, how it was chosen, and the tuning scan
 
-The threshold is tuned for the competition metric, not for accuracy: on the validation images,
-an image the gate rejects scores 1 if it is empty and 0 if it holds ships, and one it lets
-through scores what the segmenter earns on it. The threshold with the best mean wins.
+The threshold is tuned for the competition metric, not for accuracy, together with the
+segmenter's threshold and min_area (`shiptoolkit.tuning`): on the validation images, an image
+the gate rejects scores 1 if it is empty and 0 if it holds ships, and one it lets through
+scores what the segmenter earns on it. The combination with the best mean wins.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import numpy as np
 
 from shiptoolkit.config import Config
 from shiptoolkit.errors import ConfigError
+from shiptoolkit.prediction import overridden_keys
+from shiptoolkit.tuning import load_tuned
 
 CLASSIFIER_FILE, GATE_FILE = "classifier.keras", "gate.json"
 
@@ -67,6 +70,10 @@ def load_gate(config: Config, model_dir: str | Path) -> Gate | None:
                           "(--set classifier.name='').")
     info = json.loads((model_dir / GATE_FILE).read_text()) if (model_dir / GATE_FILE).is_file() else {}
     threshold = float(info.get("threshold", c["threshold"]))
+    tuned = load_tuned(model_dir)
+    if tuned and tuned.get("classifier_threshold") is not None and c["tune_threshold"] \
+            and "classifier.threshold" not in overridden_keys(config):
+        threshold = float(tuned["classifier_threshold"])  # chosen with the segmenter's settings, on validation
     return Gate(load_model(path), c["image_size"], threshold, info=info)
 
 
@@ -83,13 +90,13 @@ def train_classifier(config: Config, run_dir: str | Path, train_index, val_index
     c, seed, run_dir = config["classifier"], config["run"]["seed"], Path(run_dir)
     name, params = config.component("classifier")
     empty_fraction = 1.0 - c["ship_fraction"]
-    sampler = FullImageSampler(train_index, c["image_size"], empty_fraction, seed=seed + 3)
+    sampler = FullImageSampler(train_index, c["image_size"], empty_fraction, seed=seed + 3, cache_images=1024)
     on_error, workers = config["data"]["on_error"], config["train"]["workers"]
     train_batches = ShipLabelBatches(sampler, c["batch_size"], build_augment(config["augment"]["transforms"], seed),
                                      c["steps_per_epoch"] or None, workers, on_error)
     val_batches = None
     if len(val_index):  # the natural empty fraction: what the gate will meet
-        val_sampler = FullImageSampler(val_index, c["image_size"], -1.0, seed=seed + 4)
+        val_sampler = FullImageSampler(val_index, c["image_size"], -1.0, seed=seed + 4, cache_images=1024)
         val_batches = ShipLabelBatches(val_sampler, c["batch_size"], None, None, workers, on_error, fixed_epoch=True)
     keras.utils.set_random_seed(seed + 3)
     model = get_registry("classifier").create(name, input_shape=(c["image_size"], c["image_size"], 3), **params)
@@ -129,44 +136,19 @@ def gate_report(rows: list[dict], probabilities: np.ndarray, threshold: float) -
     }
 
 
-def tune_threshold(rows: list[dict], probabilities: np.ndarray) -> tuple[float, list[dict]]:
-    """The threshold maximising gated f2 over the images, and the scan (threshold, f2) behind it.
+def train_gate(config: Config, run_dir: str | Path, train_index, val_index, progress: bool = True) -> Path | None:
+    """Train the classifier (before the segmenter, whose validation f2 then uses it) and write gate.json.
 
-    Candidates are midpoints between consecutive distinct probabilities (and the ends), so the
-    chosen threshold sits in the middle of the gap it exploits rather than on an image's score.
+    Its threshold is the config's until the post-processing is tuned after the segmenter
+    (`shiptoolkit.tuning`): gate, segmenter threshold and min_area are chosen together.
     """
-    p = np.unique(np.asarray(probabilities, np.float64))
-    candidates = np.unique(np.concatenate([[0.0], (p[:-1] + p[1:]) / 2, [min(1.0, p[-1] + 1e-6)]])) if len(p) \
-        else np.array([0.5])
-    scan = [{"threshold": float(t), "f2": float(gated_scores(rows, probabilities, t).mean())} for t in candidates]
-    best = max(scan, key=lambda row: (row["f2"], -abs(row["threshold"] - 0.5)))
-    return best["threshold"], scan
-
-
-def train_gate(config: Config, run_dir: str | Path, segmenter_path: str | Path, train_index, val_index,
-               progress: bool = True) -> Path | None:
-    """Train the classifier and write gate.json (threshold tuned on validation f2 if asked)."""
     c, run_dir = config["classifier"], Path(run_dir)
     if not c["name"]:
         return None
     if (run_dir / GATE_FILE).is_file() and (run_dir / CLASSIFIER_FILE).is_file():
         return run_dir / GATE_FILE  # a resumed run that already finished its gate
     train_classifier(config, run_dir, train_index, val_index, progress)
-    info: dict[str, Any] = {"classifier": c["name"], "threshold": c["threshold"], "tuned": False}
-    if c["tune_threshold"] and len(val_index):
-        from shiptoolkit.evaluation import evaluate
-
-        gate = load_gate(config, run_dir)
-        gate.threshold = 0.0  # let every image through: we want the segmenter's score on each
-        ids = val_index.image_ids[:c["tune_images"]] if c["tune_images"] else val_index.image_ids
-        # Only per-image f2 is needed: no threshold/min_area scan, no dice/IoU; and the images
-        # are the ones classifier.tune_images names, whatever evaluate.max_images says.
-        scoring = config.with_overrides(["evaluate.scan_thresholds=[]", "evaluate.scan_min_areas=[]",
-                                         'metrics.evaluate=["f2"]', "evaluate.max_images=0"])
-        result = evaluate(scoring, segmenter_path, index=val_index.subset(ids), progress=progress, gate=gate)
-        probs = np.array([r["ship_probability"] for r in result.per_image])
-        threshold, scan = tune_threshold(result.per_image, probs)
-        info.update(threshold=threshold, tuned=True, tuned_on_images=len(ids), scan=scan,
-                    **gate_report(result.per_image, probs, threshold))
+    info: dict[str, Any] = {"classifier": c["name"], "threshold": c["threshold"], "image_size": c["image_size"],
+                            "tuned_in": "postprocess.json" if c["tune_threshold"] else None}
     (run_dir / GATE_FILE).write_text(json.dumps(info, indent=2))
     return run_dir / GATE_FILE

@@ -23,9 +23,23 @@ def plot_history(history_csv: str | Path, out_png: str | Path) -> Path:
     plt = _pyplot()
     frame = pd.read_csv(history_csv)
     names = [c for c in frame.columns if c not in ("epoch", "learning_rate") and not c.startswith("val_")]
-    fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.4), squeeze=False)
+    scored = "val_f2" in frame and frame["val_f2"].notna().any()
+    panels = len(names) + scored
+    fig, axes = plt.subplots(1, panels, figsize=(4.2 * panels, 3.4), squeeze=False)
     epochs = frame["epoch"] + 1 if "epoch" in frame else np.arange(1, len(frame) + 1)
-    for ax, name in zip(axes[0], names, strict=True):
+    if scored:  # the competition metric on whole validation images, with what predicting nothing scores
+        ax, rows = axes[0][-1], frame["val_f2"].notna()
+        ax.plot(epochs[rows], frame["val_f2"][rows], marker="o", label="val_f2 (whole images)")
+        if "val_f2_baseline" in frame:
+            ax.plot(epochs[rows], frame["val_f2_baseline"][rows], ls="--", color="grey", label="all-empty baseline")
+        if "val_fp_rate_empty" in frame:
+            ax.plot(epochs[rows], frame["val_fp_rate_empty"][rows], marker="x", label="FP rate on empty images")
+        ax.set_title("validation f2")
+        ax.set_xlabel("epoch")
+        ax.set_ylim(0, 1)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    for ax, name in zip(axes[0], names, strict=False):
         ax.plot(epochs, frame[name], marker="o", label="train")
         if f"val_{name}" in frame:
             ax.plot(epochs, frame[f"val_{name}"], marker="o", label="validation")

@@ -9,6 +9,7 @@ centres. A model without a fixed input size predicts whole images directly.
 from __future__ import annotations
 
 import warnings
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
@@ -34,6 +35,7 @@ class PredictSettings:
     threshold: float = 0.5
     overlap: float = 0.25
     tta: bool = False
+    whole_image: bool = True
     min_area: int = 0
     gate_threshold: float = 0.0
     batch_size: int = 32
@@ -42,8 +44,14 @@ class PredictSettings:
     split_depth: float = 1.5
 
     @classmethod
-    def from_config(cls, config) -> PredictSettings:
-        return cls(**{f.name: config["predict"][f.name] for f in fields(cls)})
+    def from_config(cls, config, tuned: dict | None = None) -> PredictSettings:
+        """The config's [predict] values; with `tuned` (postprocess.json), its threshold and min_area
+        replace the config's unless an override (`--set predict.threshold=...`) names the key."""
+        values = {f.name: config["predict"][f.name] for f in fields(cls)}
+        if tuned:
+            named = overridden_keys(config)
+            values.update({k: tuned[k] for k in ("threshold", "min_area") if f"predict.{k}" not in named})
+        return cls(**values)
 
     def labels(self, prob: np.ndarray, threshold: float | None = None, min_area: int | None = None,
                split: str | None = None, seam: np.ndarray | None = None) -> np.ndarray:
@@ -51,6 +59,43 @@ class PredictSettings:
         return postprocess(prob, self.threshold if threshold is None else threshold,
                            self.min_area if min_area is None else min_area, self.gate_threshold,
                            self.split if split is None else split, self.split_depth, seam)
+
+
+def overridden_keys(config) -> set[str]:
+    """`section.key` names the config's `--set` overrides set."""
+    return {item.partition("=")[0].strip() for item in getattr(config, "overrides", [])}
+
+
+_WHOLE_IMAGE_MODELS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def whole_image_model(model: Any) -> Any:
+    """The model with a free input size (same weights, synced now), to predict whole images in one pass.
+
+    A model trained on fixed-size patches is usually fully convolutional: the same layers run on
+    a 768x768 image, with the whole image as context and no window seams. A model that cannot be
+    rebuilt so (custom or dense layers) is returned as it is: it is then predicted by windows.
+    """
+    shape = getattr(model, "input_shape", None)
+    if not isinstance(shape, tuple) or len(shape) != 4 or (shape[1] is None and shape[2] is None):
+        return model
+    clone = _WHOLE_IMAGE_MODELS.get(model)
+    if clone is None:
+        import keras
+
+        try:
+            clone = keras.models.clone_model(model, input_tensors=keras.Input((None, None, shape[3])))
+            clone.set_weights(model.get_weights())
+            # Layers that need a fixed size (Flatten + Dense, say) fail here.
+            clone.predict_on_batch(np.zeros((1, 64, 64, shape[3]), np.float32))
+        except Exception as exc:  # noqa: BLE001 - any failure means: keep sliding windows
+            warnings.warn(f"{getattr(model, 'name', 'the model')} cannot run on whole images ({type(exc).__name__}: "
+                          f"{exc}); predicting by sliding windows.", stacklevel=2)
+            clone = model
+        _WHOLE_IMAGE_MODELS[model] = clone
+    elif clone is not model:
+        clone.set_weights(model.get_weights())  # the model may have trained since (validation f2 each epoch)
+    return clone
 
 
 def window_positions(size: int, window: int, overlap: float) -> list[int]:
@@ -220,6 +265,8 @@ def predict_items(model, items: Sequence[tuple[str, Loader]], settings: PredictS
                 out.append((image_id, None))
         return out
 
+    if settings.whole_image and not settings.resize:
+        model = whole_image_model(model)
     chunks = [items[k:k + chunk] for k in range(0, len(items), chunk)]
     skipped = []
     bar = tqdm(total=len(items), desc="predict", unit="img", disable=not progress)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -11,6 +13,7 @@ from typing import Any
 from shiptoolkit.config import Config, load_config
 from shiptoolkit.errors import ConfigError
 from shiptoolkit.plugins import get_registry, load_local_plugin
+from shiptoolkit.tuning import POSTPROCESS_FILE, describe_tuned, load_tuned
 
 STAGES = ("train", "predict", "evaluate")
 
@@ -75,12 +78,19 @@ class RunResult:
     predict: Any = None
     evaluate: Any = None
     files: dict[str, Path] = field(default_factory=dict)
+    tuned: dict | None = None  # postprocess.json: what was chosen on validation
+    seconds: dict[str, float] = field(default_factory=dict)  # wall time of each step
 
     def summary(self) -> str:
         lines = [f"run directory: {self.run_dir}"]
         lines += [f"  {label}: {path}" for label, path in self.files.items()]
+        if self.tuned:
+            lines.append(describe_tuned(self.tuned))
         if self.evaluate is not None:
             lines.append(self.evaluate.table())
+        if self.seconds:
+            lines.append("wall time: " + ", ".join(f"{k} {v:.0f} s" for k, v in self.seconds.items())
+                         + f" (total {sum(self.seconds.values()):.0f} s)")
         return "\n".join(lines)
 
 
@@ -104,6 +114,7 @@ def run(config: Config | str | Path, stages: Sequence[str] | None = None, model:
         raise ConfigError(f"Stages {stages} need a trained model: add 'train' or pass a model "
                           "(`shiptoolkit run CONFIG --model path/to/best.keras`).")
     ordered = [s for s in STAGES if s in stages]
+    from shiptoolkit.data.source import data_splits
     from shiptoolkit.evaluation import evaluate, predict_stage
     from shiptoolkit.training import train
 
@@ -111,24 +122,35 @@ def run(config: Config | str | Path, stages: Sequence[str] | None = None, model:
     config.save(result.run_dir / "config.toml")
     result.files["config"] = result.run_dir / "config.toml"
     model_path = Path(model) if model else None
+    start = time.perf_counter()
+    splits = data_splits(config, progress)  # opened and split once for every stage
+    result.seconds["data"] = round(time.perf_counter() - start, 1)
     if "train" in ordered:
-        result.train = train(config, run_dir=result.run_dir, progress=progress)
+        result.train = train(config, run_dir=result.run_dir, progress=progress, splits=splits)
+        result.seconds.update(result.train.seconds)
         model_path = result.train.best_model_path
         result.files.update(model=model_path, history=result.run_dir / "history.csv",
                             history_plot=result.run_dir / "history.png")
         if result.train.gate_path is not None:
             result.files.update(classifier=result.run_dir / "classifier.keras", gate=result.train.gate_path)
-    # Predicting the validation images for the submission and for evaluation is one pass, not two.
-    one_pass = ("predict" in ordered and "evaluate" in ordered and config["predict"]["images"] == "validation"
+        if (result.run_dir / POSTPROCESS_FILE).is_file():
+            result.files["postprocess"] = result.run_dir / POSTPROCESS_FILE
+            result.tuned = load_tuned(result.run_dir)
+    # Predicting the same images for the submission and for evaluation is one pass, not two.
+    one_pass = ("predict" in ordered and "evaluate" in ordered
+                and config["predict"]["images"] == config["evaluate"]["images"]
                 and config["predict"]["max_images"] == config["evaluate"]["max_images"])
+    start = time.perf_counter()
     if "predict" in ordered and not one_pass:
-        result.predict = predict_stage(config, model_path, result.run_dir, progress=progress)
+        result.predict = predict_stage(config, model_path, result.run_dir, progress=progress, splits=splits)
         result.files["submission"] = result.predict.path
     if "evaluate" in ordered:
         submission = result.run_dir / config["predict"]["out"] if one_pass else None
         result.evaluate = evaluate(config, model_path, run_dir=result.run_dir, progress=progress,
-                                   submission=submission)
+                                   submission=submission, splits=splits)
         result.files.update(metrics=result.evaluate.metrics_path, examples_plot=result.evaluate.plot_path)
         if one_pass:
             result.files["submission"] = submission
+    result.seconds["predict_and_evaluate"] = round(time.perf_counter() - start, 1)
+    (result.run_dir / "timings.json").write_text(json.dumps(result.seconds, indent=2))
     return result

@@ -81,6 +81,7 @@ out_dir = "{tmp_path / 'runs'}"
 [data]
 synthetic_images = {images}
 synthetic_empty_fraction = 0.5
+synthetic_test_images = 12
 image_size = 128
 val_fraction = 0.25
 cache_dir = "{tmp_path / 'cache'}"

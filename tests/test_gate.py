@@ -10,7 +10,7 @@ import pytest
 from shiptoolkit.config import load_config
 from shiptoolkit.errors import ConfigError
 from shiptoolkit.evaluation import evaluate
-from shiptoolkit.gate import Gate, gate_report, tune_threshold
+from shiptoolkit.gate import Gate, gate_report
 from shiptoolkit.instances import label_instances, split_touching
 from shiptoolkit.plugins import get_registry
 from shiptoolkit.prediction import PredictSettings, index_items, postprocess, predict_labels
@@ -73,7 +73,7 @@ def test_evaluate_reports_f2_with_and_without_the_gate(rect_dataset):
     from shiptoolkit.data.airbus import AirbusIndex
 
     index = AirbusIndex.from_kaggle(rect_dataset, shape=(96, 96))
-    config = load_config({"predict": {"overlap": 0.0}, "evaluate": {"plot_examples": 0}})
+    config = load_config({"predict": {"overlap": 0.0}, "evaluate": {"plot_examples": 0, "without_gate": True}})
     result = evaluate(config, constant_model(32, 0.9), index=index, progress=False,
                       gate=Gate(RectGate(), 32, threshold=0.5))
     m = result.metrics
@@ -83,14 +83,11 @@ def test_evaluate_reports_f2_with_and_without_the_gate(rect_dataset):
     assert m["gate_rejected_images"] == len(index.empty_ids)
 
 
-def test_threshold_tuning_maximises_gated_f2():
+def test_gate_report_scores_rejected_images_as_predicted_empty():
     rows = [{"f2": 0.0, "empty": True}, {"f2": 0.0, "empty": True}, {"f2": 0.8, "empty": False},
             {"f2": 0.0, "empty": False}]
     probs = np.array([0.1, 0.3, 0.9, 0.2])
-    threshold, scan = tune_threshold(rows, probs)
-    assert 0.3 < threshold < 0.9  # rejects both empties (and the ship image the segmenter misses anyway)
-    assert max(r["f2"] for r in scan) == pytest.approx((1 + 1 + 0.8 + 0) / 4)
-    report = gate_report(rows, probs, threshold)
+    report = gate_report(rows, probs, 0.6)
     assert report["gate_precision"] == 1.0 and report["gate_recall"] == 0.5
     assert report["f2_with_gate"] == pytest.approx(0.7) and report["f2_without_gate"] == pytest.approx(0.2)
 
@@ -127,31 +124,34 @@ def test_classifier_config_is_validated():
         load_config({"predict": {"split": "distance"}})
 
 
-def test_training_with_a_classifier_writes_and_tunes_the_gate(tmp_path, rect_writer):
+def test_training_with_a_classifier_writes_the_gate_and_tunes_it_jointly(tmp_path, rect_writer):
     rng = np.random.default_rng(0)
     specs = {f"g{i:02d}.jpg": ([(int(r), int(r) + 8, int(c), int(c) + 20) for r, c in [rng.integers(4, 40, 2)]]
                               if i % 3 == 0 else []) for i in range(24)}
     data = rect_writer(tmp_path / "data", specs, size=64)
     config = prepare_config({
         "run": {"name": "gated", "out_dir": str(tmp_path / "runs"), "seed": 1},
-        "data": {"path": str(data), "image_size": 64, "val_fraction": 0.25},
+        "data": {"path": str(data), "image_size": 64, "val_fraction": 0.25, "test_fraction": 0.25},
         "sampler": {"name": "mixed", "patch_size": 32, "patches_per_epoch": 32},
         "backbone": {"name": "unet", "base_filters": 4, "depth": 2},
         "train": {"epochs": 1, "batch_size": 8},
         "classifier": {"name": "cnn_classifier", "base_filters": 4, "depth": 3, "image_size": 32, "epochs": 2,
                        "batch_size": 8},
+        "tune": {"thresholds": [0.5], "min_areas": [0]},
         "predict": {"split": "watershed"},
-        "evaluate": {"plot_examples": 0},
+        "evaluate": {"plot_examples": 0, "without_gate": True},
     })
     result = train(config, progress=False)
     info = json.loads(result.gate_path.read_text())
-    assert info["tuned"] and info["tuned_on_images"] == 6 and 0.0 <= info["threshold"] <= 1.0
+    assert info["classifier"] == "cnn_classifier" and info["tuned_in"] == "postprocess.json"
+    tuned = json.loads((result.run_dir / "postprocess.json").read_text())
+    assert tuned["tuned_on"]["images"] == 5 and 0.0 <= tuned["classifier_threshold"] <= 1.0
     assert (result.run_dir / "classifier.keras").is_file()
     assert len(pd.read_csv(result.run_dir / "classifier_history.csv")) >= 1
     # evaluate finds the gate beside the model file and reports both f2 values and the baseline.
     metrics = evaluate(config, result.best_model_path, progress=False).metrics
     assert {"f2", "f2_without_gate", "f2_without_split", "f2_all_empty_baseline", "gate_recall"} <= set(metrics)
-    assert metrics["gate_threshold"] == pytest.approx(info["threshold"])
+    assert metrics["gate_threshold"] == pytest.approx(tuned["classifier_threshold"])
     # So does `shiptoolkit evaluate --run`, into a new run directory.
     from click.testing import CliRunner
 
@@ -162,10 +162,10 @@ def test_training_with_a_classifier_writes_and_tunes_the_gate(tmp_path, rect_wri
     assert out.exit_code == 0, out.output
     assert "all-empty baseline f2" in out.output and "f2_without_gate" in out.output
     assert (next((tmp_path / "evals").iterdir()) / "metrics.json").is_file()
-    # A run interrupted after the segmenter resumes with the gate only.
-    result.gate_path.unlink()
+    # A run interrupted after the segmenter resumes with the tuning only.
+    (result.run_dir / "postprocess.json").unlink()
     resumed = train(None, resume=result.run_dir, progress=False)
-    assert resumed.gate_path.is_file() and resumed.epochs_run == 0
+    assert (result.run_dir / "postprocess.json").is_file() and resumed.epochs_run == 0
 
 
 def test_a_gate_without_its_classifier_file_is_a_clear_error(tmp_path):
@@ -229,7 +229,7 @@ def test_training_a_seam_channel(tmp_path, rect_writer):
     data = rect_writer(tmp_path / "data", specs, size=64)
     config = prepare_config({
         "run": {"name": "seams", "out_dir": str(tmp_path / "runs"), "seed": 1},
-        "data": {"path": str(data), "image_size": 64, "val_fraction": 0.25},
+        "data": {"path": str(data), "image_size": 64, "val_fraction": 0.25, "test_fraction": 0.25},
         "sampler": {"name": "full_images"},
         "backbone": {"name": "unet", "base_filters": 4, "depth": 2},
         "train": {"epochs": 1, "batch_size": 4, "seam_channel": True},
@@ -245,3 +245,15 @@ def test_training_a_seam_channel(tmp_path, rect_writer):
         from shiptoolkit.training import build_model
 
         build_model(prepare_config({**config.values, "backbone": {"name": "unet", "classes": 3}}), (32, 32, 3))
+
+
+def test_tuning_picks_a_gate_that_rejects_the_empty_images(rect_dataset):
+    from shiptoolkit.data.airbus import AirbusIndex
+    from shiptoolkit.tuning import tune_postprocess
+
+    index = AirbusIndex.from_kaggle(rect_dataset, shape=(96, 96))
+    info = tune_postprocess(constant_model(32, 0.9), index, PredictSettings(overlap=0.0), [0.5], [0],
+                            gate=Gate(RectGate(), 32, threshold=0.0), progress=False)
+    assert 0.0 < info["classifier_threshold"] <= 1.0
+    assert info["f2"] >= info["f2_all_empty_baseline"] > info["f2_with_defaults"]
+    assert info["tuned_on"] == {**info["tuned_on"], "role": "validation", "images": len(index)}

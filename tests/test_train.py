@@ -31,7 +31,8 @@ def tiny_config(dataset, tmp_path, **extra):
         "sampler": {"name": "mixed", "patch_size": 32, "ship_fraction": 0.6, "patches_per_epoch": 96},
         "backbone": {"name": "unet", "base_filters": 8, "depth": 2, "dropout": 0.0},
         "loss": {"name": "bce_dice"},
-        "train": {"epochs": 3, "batch_size": 8, "learning_rate": 0.01, "workers": 2, "early_stopping_patience": 0},
+        "train": {"epochs": 3, "batch_size": 8, "learning_rate": 0.01, "workers": 2, "early_stopping_patience": 0,
+                  "schedule": "constant"},
     }
     for section, values in extra.items():
         raw.setdefault(section, {}).update(values)
@@ -58,7 +59,7 @@ def test_tiny_training_lowers_the_loss_and_writes_the_run_dir(dataset, tmp_path)
     assert {"config.toml", "best.keras", "last.keras", "history.csv", "history.png", "train_state.json"} <= files
     assert json.loads((result.run_dir / "train_state.json").read_text())["status"] == "completed"
     assert len(pd.read_csv(result.run_dir / "history.csv")) == 3
-    assert "val_loss" in result.history  # checkpoints monitor the validation loss, not pixel accuracy
+    assert "val_f2" in result.history  # checkpoints monitor the competition metric, not pixel accuracy
 
 
 def test_resume_continues_from_the_checkpoint(dataset, tmp_path):
@@ -83,8 +84,13 @@ def test_mirrored_strategy_on_cpu(dataset, tmp_path):
     assert result.epochs_run == 1 and np.isfinite(result.history["loss"][0])
 
 
-def test_nan_terminates(dataset, tmp_path):
-    config = tiny_config(dataset, tmp_path, train={"epochs": 3, "learning_rate": 1e12, "optimizer": "sgd"})
-    result = train(config, progress=False)
-    state = json.loads((result.run_dir / "train_state.json").read_text())
-    assert result.epochs_run <= 3 and (state["status"] == "failed_nan" or np.isfinite(result.history["loss"]).all())
+def test_nan_terminates_and_fails_loudly(dataset, tmp_path):
+    from shiptoolkit.training import TrainingFailed
+
+    config = tiny_config(dataset, tmp_path, train={"epochs": 3, "learning_rate": 1e12, "optimizer": "sgd",
+                                                   "collapse_patience": 0})
+    with pytest.raises(TrainingFailed, match="loss became NaN"):
+        train(config, progress=False)
+    run_dir = next((tmp_path / "runs").iterdir())
+    state = json.loads((run_dir / "train_state.json").read_text())
+    assert state["status"] == "failed_nan" and not (run_dir / "postprocess.json").exists()

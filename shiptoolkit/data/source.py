@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -13,32 +14,72 @@ from shiptoolkit.config import Config
 from shiptoolkit.data.airbus import AirbusIndex
 from shiptoolkit.data.split import split_by_image
 from shiptoolkit.data.synth import MARKER, generate_dataset
+from shiptoolkit.errors import ConfigError
+
+# The synthetic test set is generated with its own seed: no scene, ship or distractor is shared
+# with the training/validation data (the seed's image ids and drawings are a function of it).
+TEST_SEED_OFFSET = 1_000_003
+# The test split of real data depends on the data alone (not run.seed): every run shares it.
+TEST_SPLIT_SEED = 20_181_231
 
 
-def synthetic_path(config: Config) -> Path:
+@dataclass
+class DataSplits:
+    """The three roles of the data, never mixed: train (fit), validation (checkpoint choice and
+    every tuned number), test (reported only, never a choice). `test` is None when the config
+    defines no test set; `test_source` says where it came from."""
+
+    train: AirbusIndex
+    validation: AirbusIndex
+    test: AirbusIndex | None
+    test_source: str
+
+    def role(self, name: str) -> AirbusIndex:
+        """The index of a role ("train", "validation" or "test"), with a clear error when it is absent."""
+        index = getattr(self, name)
+        if name == "test" and index is None:
+            raise ConfigError("No test set: set data.test_fraction (a part of the data held out), data.test_path (a "
+                              "labelled folder) or, for synthetic data, data.synthetic_test_images; or score the "
+                              "validation images with evaluate.images=validation (tuned on them: not a test figure).")
+        if not len(index):
+            raise ConfigError(f"No {name} images: raise data.val_fraction (validation) or data.test_fraction (test).")
+        return index
+
+
+def synthetic_path(config: Config, test: bool = False) -> Path:
     d = config["data"]
-    name = f"synthetic-{d['synthetic_images']}-{d['synthetic_seed']}-{d['synthetic_empty_fraction']}-{d['image_size']}"
-    if d["synthetic_overlap_fraction"]:  # only then, so earlier caches keep their names
+    images, seed = _synthetic_params(config, test)
+    name = f"synthetic-{images}-{seed}-{d['synthetic_empty_fraction']}-{d['image_size']}"
+    if d["synthetic_overlap_fraction"] and not test:  # only then, so earlier caches keep their names
         name += f"-overlap{d['synthetic_overlap_fraction']}"
     return Path(d["cache_dir"]).expanduser() / name
 
 
-def ensure_synthetic(config: Config, progress: bool = True) -> Path:
-    """Generate the config's synthetic dataset unless the cache has it; return its folder.
+def _synthetic_params(config: Config, test: bool) -> tuple[int, int]:
+    d = config["data"]
+    if test:
+        return d["synthetic_test_images"], d["synthetic_seed"] + TEST_SEED_OFFSET
+    return d["synthetic_images"], d["synthetic_seed"]
+
+
+def ensure_synthetic(config: Config, progress: bool = True, test: bool = False) -> Path:
+    """Generate the config's synthetic dataset (or, with `test`, its independent test set) unless
+    the cache has it; return its folder.
 
     Generation goes to a temporary folder renamed into place at the end, so an interrupted
     generation is never mistaken for a finished one.
     """
     d = config["data"]
-    path = synthetic_path(config)
+    path = synthetic_path(config, test)
     if (path / MARKER).is_file():
         return path
+    images, seed = _synthetic_params(config, test)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".partial-", dir=path.parent))
     try:
-        generate_dataset(tmp / "data", images=d["synthetic_images"], seed=d["synthetic_seed"],
-                         empty_fraction=d["synthetic_empty_fraction"], size=d["image_size"], progress=progress,
-                         overlap_fraction=d["synthetic_overlap_fraction"])
+        generate_dataset(tmp / "data", images=images, seed=seed, empty_fraction=d["synthetic_empty_fraction"],
+                         size=d["image_size"], progress=progress,
+                         overlap_fraction=0.0 if test else d["synthetic_overlap_fraction"])
         if path.exists():  # a finished twin appeared meanwhile (another process): keep it
             return path
         os.replace(tmp / "data", path)
@@ -47,22 +88,34 @@ def ensure_synthetic(config: Config, progress: bool = True) -> Path:
     return path
 
 
-def open_dataset(config: Config, progress: bool = True) -> AirbusIndex:
-    """The index of the config's data (RLEs validated up front; images are checked as they are read)."""
+def _shape(config: Config) -> tuple[int, int]:
+    return config["data"]["image_size"], config["data"]["image_size"]
+
+
+def _open(config: Config, root: Path) -> AirbusIndex:
     d = config["data"]
-    shape = (d["image_size"], d["image_size"])
-    if d["path"] == "synthetic":
-        index = AirbusIndex.from_kaggle(ensure_synthetic(config, progress), shape=shape)
-    else:
-        index = AirbusIndex.from_kaggle(Path(d["path"]).expanduser(), d["csv"], d["images"], d["on_error"], shape)
+    index = AirbusIndex.from_kaggle(root, d["csv"], d["images"], d["on_error"], _shape(config))
     index.validate(check_images=False)
-    if d["max_images"] and d["max_images"] < len(index):
-        index = _stratified_subset(index, d["max_images"], config["run"]["seed"])
     return index
 
 
-def _stratified_subset(index: AirbusIndex, n: int, seed: int) -> AirbusIndex:
-    """`n` images keeping the empty fraction, chosen by the seed, in index order."""
+def open_dataset(config: Config, progress: bool = True) -> AirbusIndex:
+    """The index of the config's data (RLEs validated up front; images are checked as they are read)."""
+    d = config["data"]
+    if d["path"] == "synthetic":
+        index = AirbusIndex.from_kaggle(ensure_synthetic(config, progress), shape=_shape(config))
+        index.validate(check_images=False)
+    else:
+        index = _open(config, Path(d["path"]).expanduser())
+    if d["max_images"] and d["max_images"] < len(index):
+        index = stratified_subset(index, d["max_images"], config["run"]["seed"])
+    return index
+
+
+def stratified_subset(index: AirbusIndex, n: int, seed: int) -> AirbusIndex:
+    """`n` images keeping the empty fraction, chosen by the seed, in index order (all of them if n is 0 or more)."""
+    if not n or n >= len(index):
+        return index
     rng = np.random.default_rng([seed, 11])
     n_ships = round(n * len(index.ship_ids) / len(index))
     chosen = set()
@@ -71,17 +124,52 @@ def _stratified_subset(index: AirbusIndex, n: int, seed: int) -> AirbusIndex:
     return index.subset([i for i in index.image_ids if i in chosen])
 
 
-def train_val_indexes(config: Config, progress: bool = True) -> tuple[AirbusIndex, AirbusIndex]:
-    """(train, validation) of the config's data with run.seed: by image, or by groups of overlapping images."""
+def data_splits(config: Config, progress: bool = True) -> DataSplits:
+    """Train, validation and test of the config's data.
+
+    The test set comes first, from data.test_path (a labelled folder), data.test_fraction (held
+    out of the data by a fixed seed, by group with split = "groups") or, for synthetic data, an
+    independent synthetic dataset; validation is then split from the rest with run.seed.
+    """
     d, seed = config["data"], config["run"]["seed"]
     index = open_dataset(config, progress)
-    if d["split"] == "image":
-        return split_by_image(index, d["val_fraction"], seed)
-    from shiptoolkit.data.groups import find_groups, read_groups_csv, split_by_group
+    test, test_source = None, ""
+    groups = _groups(config, index, progress) if d["split"] == "groups" else None
+    if d["test_fraction"]:
+        index, test = _split(index, groups, d["test_fraction"], TEST_SPLIT_SEED)
+        test_source = f"data.test_fraction={d['test_fraction']} of {d['path']}"
+    if d["test_path"]:
+        if test is not None:
+            raise ConfigError("Set data.test_path or data.test_fraction, not both: one test set.")
+        test = _open(config, Path(d["test_path"]).expanduser())
+        test_source = f"data.test_path={d['test_path']}"
+    elif test is None and d["path"] == "synthetic" and d["synthetic_test_images"]:
+        test = AirbusIndex.from_kaggle(ensure_synthetic(config, progress, test=True), shape=_shape(config))
+        test_source = (f"independent synthetic set ({d['synthetic_test_images']} images, seed "
+                       f"{d['synthetic_seed'] + TEST_SEED_OFFSET})")
+    train, validation = _split(index, groups, d["val_fraction"], seed)
+    return DataSplits(train, validation, test, test_source)
 
+
+def train_val_indexes(config: Config, progress: bool = True) -> tuple[AirbusIndex, AirbusIndex]:
+    """(train, validation) of the config's data: what `data_splits` gives, test set left out."""
+    splits = data_splits(config, progress)
+    return splits.train, splits.validation
+
+
+def _split(index: AirbusIndex, groups: dict[str, str] | None, fraction: float, seed: int):
+    if groups is None:
+        return split_by_image(index, fraction, seed)
+    from shiptoolkit.data.groups import split_by_group
+
+    return split_by_group(index, {i: groups[i] for i in index.image_ids}, fraction, seed)
+
+
+def _groups(config: Config, index: AirbusIndex, progress: bool) -> dict[str, str]:
+    from shiptoolkit.data.groups import find_groups, read_groups_csv
+
+    d = config["data"]
     if d["groups_csv"]:
         root = synthetic_path(config) if d["path"] == "synthetic" else Path(d["path"]).expanduser()
-        groups = read_groups_csv(root / d["groups_csv"], index)
-    else:
-        groups = find_groups(index, progress=progress, workers=config["train"]["workers"])
-    return split_by_group(index, groups, d["val_fraction"], seed)
+        return read_groups_csv(root / d["groups_csv"], index)
+    return find_groups(index, progress=progress, workers=config["train"]["workers"])

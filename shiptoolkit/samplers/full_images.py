@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from shiptoolkit.data.airbus import AirbusIndex
@@ -22,9 +24,13 @@ class FullImageSampler(Sampler):
             once per epoch and empty images are drawn anew each epoch to fill the rest
             (negative = keep the data's natural fraction: every image once).
         seed: seed of every random choice.
+        cache_images: keep up to this many resized pairs in memory (0 = off): with `size` set,
+            decoding a 768 px JPEG costs more than training on its small copy, and balanced
+            epochs show every ship image again each epoch.
     """
 
-    def __init__(self, index: AirbusIndex, size: int = 0, empty_fraction: float = -1.0, seed: int = 0) -> None:
+    def __init__(self, index: AirbusIndex, size: int = 0, empty_fraction: float = -1.0, seed: int = 0,
+                 cache_images: int = 0) -> None:
         super().__init__(index, seed)
         if size < 0 or (size and size < 8):
             raise ValueError(f"size must be 0 (full size) or >= 8. Received: size={size}")
@@ -38,6 +44,9 @@ class FullImageSampler(Sampler):
         else:
             self.n_empty = min(len(self.empty_ids), round(len(self.ship_ids) * empty_fraction / (1 - empty_fraction)))
         self._order: tuple[int, list[str]] | None = None
+        self.cache_images = cache_images if size else 0
+        self._cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # insertion order = eviction order
+        self._lock = threading.Lock()
 
     @property
     def output_shape(self) -> tuple[int, int]:
@@ -57,10 +66,19 @@ class FullImageSampler(Sampler):
 
     def pair(self, i: int, epoch: int = 0) -> tuple[np.ndarray, np.ndarray]:
         image_id = self.order(epoch)[i]
+        cached = self._cache.get(image_id)
+        if cached is not None:
+            return cached[0].copy(), cached[1].copy()  # augmentation must not alter the cache
         image, mask = self.index.read_image(image_id), self.index.mask(image_id)
         if self.size and (self.size, self.size) != image.shape[:2]:
             import cv2
 
             image = cv2.resize(image, (self.size, self.size), interpolation=cv2.INTER_AREA)
             mask = cv2.resize(mask, (self.size, self.size), interpolation=cv2.INTER_NEAREST)
+        if self.cache_images:
+            with self._lock:
+                if len(self._cache) >= self.cache_images:
+                    self._cache.pop(next(iter(self._cache)))
+                self._cache[image_id] = (image, mask)
+            return image.copy(), mask.copy()
         return image, mask

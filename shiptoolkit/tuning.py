@@ -1,0 +1,157 @@
+"""Post-processing chosen on the validation images: threshold, min_area and the gate, jointly, for f2.
+
+After training, the validation images are predicted once (probabilities and, with a gate, each
+image's ship probability). Every (threshold, min_area) pair is scored on every image from one
+labelling per threshold (min_area only drops predicted ships, i.e. columns of the IoU matrix),
+and every gate threshold from those per-image scores (a rejected image scores 1 if empty, 0 if
+not). The best combination is saved as `postprocess.json` beside the model, with the scan, and
+`predict`/`evaluate` use it unless an override names the key. Only validation images are ever
+passed here: the test set is never part of a choice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from shiptoolkit.competition import f2_from_iou, iou_matrix_from_labels
+from shiptoolkit.prediction import PredictSettings, index_items, predict_items
+
+if TYPE_CHECKING:
+    from shiptoolkit.gate import Gate
+
+POSTPROCESS_FILE = "postprocess.json"
+
+
+def f2_grid(true_labels: np.ndarray, prob: np.ndarray, settings: PredictSettings, thresholds: Sequence[float],
+            min_areas: Sequence[int], seam: np.ndarray | None = None) -> np.ndarray:
+    """Image f2 (T, A) for every threshold x min_area, with one labelling per threshold."""
+    out = np.empty((len(thresholds), len(min_areas)))
+    for ti, threshold in enumerate(thresholds):
+        pred = settings.labels(prob, threshold, 0, seam=seam)
+        iou = iou_matrix_from_labels(true_labels, pred)
+        areas = np.bincount(pred.ravel(), minlength=iou.shape[1] + 1)[1:iou.shape[1] + 1]
+        for ai, min_area in enumerate(min_areas):
+            out[ti, ai] = f2_from_iou(iou[:, areas >= min_area])[0]
+    return out
+
+
+def gate_candidates(ship_p: np.ndarray, floor: float, extra: Sequence[float] = ()) -> np.ndarray:
+    """Gate thresholds worth trying: the floor, midpoints between consecutive ship probabilities
+    above it (a threshold in the middle of the gap it uses), one above them all, and `extra`."""
+    p = np.unique(ship_p[ship_p >= floor])
+    mids = (p[:-1] + p[1:]) / 2 if len(p) > 1 else np.zeros(0)
+    top = [min(1.0, p[-1] + 1e-6)] if len(p) else []
+    return np.unique(np.concatenate([[floor], mids, top, [x for x in extra if x >= floor]]))
+
+
+def scan_scores(f2: np.ndarray, empty: np.ndarray, ship_p: np.ndarray | None,
+                gates: np.ndarray | None) -> np.ndarray:
+    """Mean f2 (G, T, A) over images for every gate x threshold x min_area (G = 1 without a gate).
+
+    Args:
+        f2: per-image scores (N, T, A) when the image is segmented.
+        empty: (N,) bool, the image has no ship (what a rejected image scores).
+        ship_p: (N,) the classifier's ship probabilities, or None without a gate.
+        gates: (G,) gate thresholds to try.
+    """
+    if ship_p is None:
+        return f2.mean(axis=0)[None]
+    passed = (ship_p[None, :] >= gates[:, None]).astype(np.float64)  # (G, N)
+    n = len(empty)
+    segmented = np.tensordot(passed, f2, axes=(1, 0))  # (G, T, A)
+    rejected = ((1.0 - passed) @ empty.astype(np.float64))[:, None, None]
+    return (segmented + rejected) / n
+
+
+def choose(scores: np.ndarray, thresholds: Sequence[float], min_areas: Sequence[int],
+           gates: np.ndarray | None) -> tuple[int, int, int]:
+    """(g, t, a) indexes of the best mean f2; ties go to the threshold nearest 0.5, the smaller
+    min_area and the gate nearest 0.5 (a tie on few images says nothing: stay near the defaults)."""
+    best = scores.max()
+    ties = np.argwhere(scores >= best - 1e-12)
+    g_values = gates if gates is not None else np.array([0.5])
+    return tuple(min(ties, key=lambda gta: (abs(thresholds[gta[1]] - 0.5), min_areas[gta[2]],
+                                            abs(g_values[gta[0]] - 0.5))))
+
+
+def tune_postprocess(model: Any, index, settings: PredictSettings, thresholds: Sequence[float],
+                     min_areas: Sequence[int], gate: Gate | None = None, tune_gate: bool = True,
+                     gate_floor: float = 0.02, progress: bool = True, on_error: str = "raise") -> dict:
+    """Choose threshold, min_area and (with a gate) its threshold for f2 on `index` (validation only).
+
+    Returns the content of postprocess.json: the choice, f2 with it and with the defaults
+    (`settings` and the gate's own threshold), the all-empty baseline, what it was tuned on, and
+    the scan (for each threshold x min_area, its best gate threshold and f2).
+    """
+    thresholds = sorted({float(t) for t in [*thresholds, settings.threshold]})
+    min_areas = sorted({int(a) for a in [*min_areas, settings.min_area]})
+    default_gate = gate.threshold if gate is not None else None
+    floor = min(gate_floor, default_gate) if gate is not None and tune_gate else default_gate
+    screening = dataclasses.replace(gate, threshold=floor) if gate is not None else None
+    f2, empty, ship_p, ids = [], [], [], []
+    for p in predict_items(model, index_items(index), settings, progress=progress, on_error=on_error,
+                           gate=screening, skip_rejected=True):
+        true = index.labels(p.image_id)
+        is_empty = not true.any()
+        rejected = p.prob is None or (screening is not None and not screening.accepts(p.ship_probability))
+        f2.append(np.full((len(thresholds), len(min_areas)), float(is_empty)) if rejected
+                  else f2_grid(true, p.prob, settings, thresholds, min_areas, p.seam))
+        empty.append(is_empty)
+        ship_p.append(p.ship_probability)
+        ids.append(p.image_id)
+    f2_arr, empty_arr = np.stack(f2), np.array(empty)
+    probs = np.array(ship_p) if gate is not None else None
+    gates = (gate_candidates(probs, floor, [default_gate]) if tune_gate else np.array([default_gate])) \
+        if gate is not None else None
+    scores = scan_scores(f2_arr, empty_arr, probs, gates)
+    g, t, a = choose(scores, thresholds, min_areas, gates)
+    t0, a0 = thresholds.index(settings.threshold), min_areas.index(settings.min_area)
+    g0 = int(np.argmin(np.abs(gates - default_gate))) if gates is not None else 0
+    per_pair = scores.max(axis=0)
+    best_gate = scores.argmax(axis=0)
+    return {
+        "threshold": thresholds[t],
+        "min_area": min_areas[a],
+        "classifier_threshold": float(gates[g]) if gates is not None else None,
+        "f2": float(scores[g, t, a]),
+        "f2_with_defaults": float(scores[g0, t0, a0]),
+        "f2_all_empty_baseline": float(empty_arr.mean()),
+        "defaults": {"threshold": settings.threshold, "min_area": settings.min_area,
+                     "classifier_threshold": default_gate},
+        "tuned_on": {"role": "validation", "images": len(ids), "empty_images": int(empty_arr.sum()),
+                     "image_ids_sha1": hashlib.sha1("\n".join(sorted(ids)).encode()).hexdigest()},
+        "scan": [{"threshold": thresholds[i], "min_area": min_areas[j],
+                  "classifier_threshold": float(gates[best_gate[i, j]]) if gates is not None else None,
+                  "f2": float(per_pair[i, j])} for i in range(len(thresholds)) for j in range(len(min_areas))],
+    }
+
+
+def save_tuned(info: dict, run_dir: str | Path) -> Path:
+    path = Path(run_dir) / POSTPROCESS_FILE
+    path.write_text(json.dumps(info, indent=2))
+    return path
+
+
+def load_tuned(model_dir: str | Path | None) -> dict | None:
+    """postprocess.json from beside a model (None when the model was not tuned)."""
+    if model_dir is None:
+        return None
+    path = Path(model_dir) / POSTPROCESS_FILE
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def describe_tuned(info: dict) -> str:
+    """One line: what was chosen, on which images, and what it gained over the defaults there."""
+    gate = f", classifier threshold {info['classifier_threshold']:.3f}" if info["classifier_threshold"] is not None \
+        else ""
+    on = info["tuned_on"]
+    return (f"tuned on {on['images']} validation images ({on['empty_images']} empty): threshold {info['threshold']}, "
+            f"min_area {info['min_area']}{gate}: validation f2 {info['f2']:.4f} "
+            f"(defaults {info['f2_with_defaults']:.4f}, all-empty baseline {info['f2_all_empty_baseline']:.4f})")

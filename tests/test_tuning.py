@@ -1,0 +1,185 @@
+"""Post-processing tuned on validation only, model selection on validation f2, the collapse check."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from shiptoolkit.callbacks import BestCheckpoint, CollapseGuard, predicts_nothing
+from shiptoolkit.config import load_config
+from shiptoolkit.prediction import PredictSettings, postprocess
+from shiptoolkit.runner import prepare_config
+from shiptoolkit.training import TrainingCollapsed, train
+from shiptoolkit.tuning import choose, f2_grid, gate_candidates, scan_scores
+
+
+def test_f2_grid_matches_postprocess_for_every_threshold_and_min_area():
+    from shiptoolkit.competition import image_f2_from_labels
+
+    rng = np.random.default_rng(0)
+    true = np.zeros((64, 64), np.int32)
+    true[5:12, 5:30] = 1
+    true[40:44, 40:44] = 2
+    prob = np.clip(rng.random((64, 64)) * 0.6 + (true > 0) * 0.35, 0, 1).astype(np.float32)
+    settings = PredictSettings()
+    grid = f2_grid(true, prob, settings, [0.4, 0.6, 0.8], [0, 5, 20, 100])
+    for i, t in enumerate([0.4, 0.6, 0.8]):
+        for j, a in enumerate([0, 5, 20, 100]):
+            assert grid[i, j] == pytest.approx(image_f2_from_labels(true, postprocess(prob, t, a)))
+
+
+def test_the_scan_is_joint_not_one_knob_at_a_time():
+    # Image 0 is empty with a speck the segmenter calls a ship; image 1 has a ship that only a low
+    # threshold finds; the classifier's probabilities separate them. Only the joint choice wins both.
+    f2 = np.array([[[0.0, 1.0], [0.0, 1.0]],     # empty image: (threshold, min_area) -> f2
+                   [[0.9, 0.9], [0.0, 0.0]]])    # ship image: found at threshold 0.3 only
+    empty = np.array([True, False])
+    probs = np.array([0.2, 0.8])
+    gates = gate_candidates(probs, 0.02, [0.5])
+    scores = scan_scores(f2, empty, probs, gates)
+    g, t, a = choose(scores, [0.3, 0.7], [0, 50], gates)
+    assert scores[g, t, a] == pytest.approx((1.0 + 0.9) / 2)
+    assert t == 0 and 0.2 < gates[g] <= 0.8
+    no_gate = scan_scores(f2, empty, None, None)
+    assert no_gate.shape == (1, 2, 2) and no_gate.max() == pytest.approx((1.0 + 0.9) / 2)
+
+
+def test_ties_stay_near_the_defaults():
+    scores = np.zeros((1, 3, 3))
+    assert choose(scores, [0.3, 0.5, 0.7], [0, 20, 80], None) == (0, 1, 0)
+
+
+def test_saved_postprocessing_is_what_predict_uses_unless_overridden(tmp_path):
+    tuned = {"threshold": 0.85, "min_area": 40, "classifier_threshold": 0.3}
+    config = prepare_config({"predict": {"threshold": 0.5, "min_area": 0}})
+    settings = PredictSettings.from_config(config, tuned)
+    assert (settings.threshold, settings.min_area) == (0.85, 40)
+    overridden = config.with_overrides(["predict.threshold=0.6"])
+    settings = PredictSettings.from_config(overridden, tuned)
+    assert (settings.threshold, settings.min_area) == (0.6, 40)
+
+
+def test_collapse_guard_fires_on_a_model_that_stops_predicting_ships():
+    guard = CollapseGuard(patience=2)
+
+    class Model:
+        stop_training = False
+
+    guard.set_model(Model())
+    guard.on_epoch_end(0, {"val_predicted_pixels": 0.0})  # not learned yet: still learning, not collapsed
+    guard.on_epoch_end(1, {"val_predicted_pixels": 0.0})
+    assert not guard.collapsed
+    guard.on_epoch_end(2, {"val_predicted_pixels": 350.0})
+    guard.on_epoch_end(3, {"val_predicted_pixels": 0.0, "val_f2": 0.78})
+    assert not guard.collapsed
+    guard.on_epoch_end(4, {"val_predicted_pixels": 0.0, "val_f2": 0.78})
+    assert guard.collapsed and guard.model.stop_training
+    assert predicts_nothing({"val_dice": 0.0}) and not predicts_nothing({"val_dice": 0.4})
+    assert not predicts_nothing({"val_predicted_pixels": float("nan"), "val_dice": 0.3})
+
+
+def test_best_checkpoint_never_keeps_a_model_that_predicts_nothing(tmp_path):
+    saved = []
+
+    class Model:
+        def save(self, path):
+            saved.append(path)
+
+    best = BestCheckpoint(tmp_path / "best.keras", "val_f2")
+    best.set_model(Model())
+    best.on_epoch_end(0, {"val_f2": 0.78, "val_predicted_pixels": 0.0})  # the all-empty score: not kept
+    best.on_epoch_end(1, {"val_f2": 0.60, "val_predicted_pixels": 500.0})
+    best.on_epoch_end(2, {"val_f2": float("nan")})  # an epoch val_f2 skipped
+    best.on_epoch_end(3, {"val_f2": 0.70, "val_predicted_pixels": 300.0})
+    assert len(saved) == 2 and best.best == 0.70 and best.best_epoch == 4
+
+
+def _tiny_config(tmp_path, data, **train):
+    return prepare_config({
+        "run": {"name": "tiny", "out_dir": str(tmp_path / "runs"), "seed": 3},
+        "data": {"path": str(data), "image_size": 64, "val_fraction": 0.3, "test_fraction": 0.25},
+        "sampler": {"name": "mixed", "patch_size": 32, "patches_per_epoch": 32},
+        "backbone": {"name": "unet", "base_filters": 4, "depth": 2},
+        "train": {"epochs": 2, "batch_size": 8, **train},
+        "classifier": {"name": "cnn_classifier", "base_filters": 4, "depth": 3, "image_size": 32, "epochs": 1,
+                       "batch_size": 8},
+        "tune": {"thresholds": [0.5, 0.7], "min_areas": [0, 10]},
+        "evaluate": {"plot_examples": 0},
+    })
+
+
+def _rect_specs(n=32):
+    rng = np.random.default_rng(0)
+    return {f"t{i:02d}.jpg": ([(int(r), int(r) + 8, int(c), int(c) + 20) for r, c in [rng.integers(4, 40, 2)]]
+                              if i % 3 == 0 else []) for i in range(n)}
+
+
+def test_the_test_set_is_never_seen_by_checkpointing_or_tuning(tmp_path, rect_writer, monkeypatch):
+    import shiptoolkit.callbacks as callbacks
+    import shiptoolkit.tuning as tuning
+    from shiptoolkit.data.source import data_splits
+    from shiptoolkit.runner import run
+
+    data = rect_writer(tmp_path / "data", _rect_specs(), size=64)
+    config = _tiny_config(tmp_path, data)
+    splits = data_splits(config, progress=False)
+    test_ids, val_ids = set(splits.test.image_ids), set(splits.validation.image_ids)
+    assert test_ids and val_ids and not test_ids & val_ids and not test_ids & set(splits.train.image_ids)
+    seen: dict[str, set] = {"checkpoint": set(), "tuning": set()}
+    real_score, real_tune = callbacks.score_images, tuning.tune_postprocess
+
+    def score_spy(model, index, *args, **kwargs):
+        seen["checkpoint"] |= set(index.image_ids)
+        return real_score(model, index, *args, **kwargs)
+
+    def tune_spy(model, index, *args, **kwargs):
+        seen["tuning"] |= set(index.image_ids)
+        return real_tune(model, index, *args, **kwargs)
+
+    monkeypatch.setattr(callbacks, "score_images", score_spy)
+    monkeypatch.setattr(tuning, "tune_postprocess", tune_spy)
+    result = run(config, progress=False)
+    assert seen["checkpoint"] and seen["checkpoint"] <= val_ids
+    assert seen["tuning"] == val_ids
+    tuned = json.loads((result.run_dir / "postprocess.json").read_text())
+    assert tuned["tuned_on"]["role"] == "validation" and tuned["tuned_on"]["images"] == len(val_ids)
+    m = result.evaluate.metrics
+    assert m["role"] == "test" and m["images"] == len(test_ids) and "f2_with_defaults" in m
+    assert m["postprocess"]["threshold"] == tuned["threshold"]
+    history = (result.run_dir / "history.csv").read_text().splitlines()[0]
+    assert "val_f2" in history and "val_fp_rate_empty" in history
+
+
+def test_training_that_collapses_stops_and_says_so(tmp_path, rect_writer, monkeypatch):
+    """The quickstart's old failure: ships predicted after the first epoch, then none at all."""
+    import shiptoolkit.callbacks as callbacks
+
+    pixels = iter([900.0, 0.0, 0.0, 0.0])
+
+    def collapsing(model, index, *args, **kwargs):
+        return {"f2": 0.7, "f2_all_empty_baseline": 0.7, "fp_rate_empty": 0.0, "predicted_pixels": next(pixels),
+                "images": len(index)}
+
+    monkeypatch.setattr(callbacks, "score_images", collapsing)
+    data = rect_writer(tmp_path / "data", _rect_specs(24), size=64)
+    config = _tiny_config(tmp_path, data, epochs=4)
+    config = prepare_config({**config.values, "classifier": {"name": ""}})
+    with pytest.raises(TrainingCollapsed, match="predicted no ship pixel"):
+        train(config, progress=False)
+    run_dir = next((tmp_path / "runs").iterdir())
+    state = json.loads((run_dir / "train_state.json").read_text())
+    assert state["status"] == "collapsed" and state["epochs_completed"] == 3
+    assert state["best_epoch"] == 1  # the epoch that still predicted ships; never a collapsed one
+
+
+def test_a_missing_test_set_is_a_clear_error(tmp_path, rect_writer):
+    from shiptoolkit.data.source import data_splits
+    from shiptoolkit.errors import ConfigError
+
+    data = rect_writer(tmp_path / "data", _rect_specs(12), size=64)
+    splits = data_splits(load_config({"data": {"path": str(data), "image_size": 64, "val_fraction": 0.3}}),
+                         progress=False)
+    with pytest.raises(ConfigError, match="data.test_fraction"):
+        splits.role("test")

@@ -153,7 +153,7 @@ def evaluate(config: Config, model: Any, run_dir: str | Path | None = None, inde
     from shiptoolkit.submission import SubmissionWriter
 
     e = config["evaluate"]
-    role, source = e["images"], "images given by the caller"
+    role, source = ("given", "images given by the caller") if index is not None else (e["images"], "")
     if index is None:
         index, source = _role_index(config, role, splits, progress)
     if not len(index):

@@ -164,3 +164,18 @@ class StepTimer(keras.callbacks.Callback):
 
 def format_duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h" if seconds >= 5400 else f"{seconds / 60:.1f} min"
+
+
+def measured_only(callback: keras.callbacks.Callback, monitor: str) -> keras.callbacks.Callback:
+    """`callback` (EarlyStopping, ReduceLROnPlateau) with the epochs where `monitor` was not measured
+    (NaN: val_f2 runs every N epochs) left out, so they do not count as epochs without improvement."""
+    on_epoch_end = callback.on_epoch_end
+
+    def measured(epoch: int, logs: dict | None = None) -> None:
+        value = (logs or {}).get(monitor)
+        if value is not None and math.isnan(float(value)):
+            return
+        on_epoch_end(epoch, logs)
+
+    callback.on_epoch_end = measured
+    return callback

@@ -232,7 +232,7 @@ def evaluate(config: Config, model: Any, run_dir: str | Path | None = None, inde
         result.metrics_path.write_text(json.dumps({"metrics": metrics, "scan": scan, "best": best, "tuned": tuned,
                                                    "settings": settings.__dict__, "per_image": f2_main.rows},
                                                   indent=2, default=float))
-        result.plot_path = _plot_examples(model, index, f2_main.rows, settings, e["plot_examples"],
+        result.plot_path = _plot_examples(model, index, f2_main.rows, settings, e["plot_examples"], role,
                                           run_dir / "examples.png", gate)
     return result
 
@@ -251,7 +251,7 @@ def _update(evaluators: dict, f2_main, scans: dict, image_id: str, true, pred, p
         acc.add(image_id, iou_matrix_from_labels(true, scanned))
 
 
-def _plot_examples(model, index, rows: list[dict], settings: PredictSettings, per_row: int, out: Path,
+def _plot_examples(model, index, rows: list[dict], settings: PredictSettings, per_row: int, role: str, out: Path,
                    gate: Gate | None = None) -> Path | None:
     """Best and worst ship images, and the empty images with false positives, re-predicted for the plot."""
     from shiptoolkit.plots import plot_overlays
@@ -275,4 +275,4 @@ def _plot_examples(model, index, rows: list[dict], settings: PredictSettings, pe
             panels.append({"image": image, "true": index.labels(row["ImageId"]),
                            "pred": settings.labels(prob, seam=seam),
                            "label": f"{kind}: f2 {row['f2']:.2f} ({row['true_ships']} true, {row['pred_ships']} pred)"})
-    return plot_overlays(panels, out, "validation images: best, worst, false positives")
+    return plot_overlays(panels, out, f"{role} images: best, worst, false positives")

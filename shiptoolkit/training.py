@@ -148,7 +148,7 @@ def _callbacks(config: Config, run_dir: Path, monitor: str, resume: bool, state:
                steps: int, progress: bool):
     import keras
 
-    from shiptoolkit.callbacks import BestCheckpoint, EpochState, StepTimer
+    from shiptoolkit.callbacks import BestCheckpoint, EpochState, StepTimer, measured_only
 
     t = config["train"]
     mode = "min" if "loss" in monitor else "max"
@@ -168,10 +168,12 @@ def _callbacks(config: Config, run_dir: Path, monitor: str, resume: bool, state:
         StepTimer(t["epochs"] - state["epochs_completed"], steps, print if progress else lambda _: None),
     ]
     if t["early_stopping_patience"]:
-        callbacks.append(keras.callbacks.EarlyStopping(monitor, patience=t["early_stopping_patience"], mode=mode))
+        callbacks.append(measured_only(keras.callbacks.EarlyStopping(monitor, patience=t["early_stopping_patience"],
+                                                                     mode=mode), monitor))
     if t["reduce_lr_patience"] and t["schedule"] == "constant":  # a schedule owns the rate
-        callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor, factor=t["reduce_lr_factor"],
-                                                           patience=t["reduce_lr_patience"], mode=mode))
+        callbacks.append(measured_only(keras.callbacks.ReduceLROnPlateau(monitor, factor=t["reduce_lr_factor"],
+                                                                         patience=t["reduce_lr_patience"], mode=mode),
+                                       monitor))
     if t["tensorboard"]:
         callbacks.append(keras.callbacks.TensorBoard(run_dir / "tensorboard"))
     return callbacks

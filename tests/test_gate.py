@@ -257,3 +257,22 @@ def test_tuning_picks_a_gate_that_rejects_the_empty_images(rect_dataset):
     assert 0.0 < info["classifier_threshold"] <= 1.0
     assert info["f2"] >= info["f2_all_empty_baseline"] > info["f2_with_defaults"]
     assert info["tuned_on"] == {**info["tuned_on"], "role": "validation", "images": len(index)}
+
+
+def test_predict_uses_the_saved_postprocessing_unless_overridden(tmp_path, rect_dataset):
+    from shiptoolkit.evaluation import predict_stage
+    from shiptoolkit.model_io import save_model
+    from shiptoolkit.submission import read_submission
+    from shiptoolkit.tuning import save_tuned
+
+    run = tmp_path / "run"
+    run.mkdir()
+    model = save_model(constant_model(32, 0.9), run / "best.keras")  # a ship everywhere at p = 0.9
+    save_tuned({"threshold": 0.95, "min_area": 0, "classifier_threshold": None}, run)
+    config = load_config({"predict": {"overlap": 0.0}})
+    images = str(rect_dataset / "train_v2")
+    tuned = predict_stage(config, model, run, progress=False, images=images, out=tmp_path / "tuned.csv")
+    assert tuned.summary.ships == 0  # the tuned threshold 0.95 is above every probability
+    overridden = predict_stage(config.with_overrides(["predict.threshold=0.5"]), model, run, progress=False,
+                               images=images, out=tmp_path / "overridden.csv")
+    assert overridden.summary.ships == 12 and len(read_submission(tmp_path / "overridden.csv")) == 12

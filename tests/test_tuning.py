@@ -96,6 +96,25 @@ def test_best_checkpoint_never_keeps_a_model_that_predicts_nothing(tmp_path):
     assert len(saved) == 2 and best.best == 0.70 and best.best_epoch == 4
 
 
+def test_early_stopping_ignores_epochs_without_val_f2():
+    import keras
+
+    from shiptoolkit.callbacks import measured_only
+
+    class Model:
+        stop_training = False
+
+    stopper = measured_only(keras.callbacks.EarlyStopping("val_f2", patience=2, mode="max"), "val_f2")
+    stopper.set_model(Model())
+    stopper.on_train_begin()
+    for epoch, value in enumerate([0.8, float("nan"), float("nan"), float("nan"), 0.85]):
+        stopper.on_epoch_end(epoch, {"val_f2": value})
+    assert not stopper.model.stop_training  # three unmeasured epochs are not three epochs without improvement
+    stopper.on_epoch_end(5, {"val_f2": 0.84})
+    stopper.on_epoch_end(6, {"val_f2": 0.83})
+    assert stopper.model.stop_training
+
+
 def _tiny_config(tmp_path, data, **train):
     return prepare_config({
         "run": {"name": "tiny", "out_dir": str(tmp_path / "runs"), "seed": 3},

@@ -3,7 +3,7 @@
 Files in the run directory (next to the segmentation model):
     classifier.keras            the best classifier on validation loss
     classifier_history.csv/png  its training curves
-    gate.json                   the threshold in use, how it was chosen, and the tuning scan
+    gate.json                   the classifier and its untuned threshold (the tuned one is in postprocess.json)
 
 The threshold is tuned for the competition metric, not for accuracy, together with the
 segmenter's threshold and min_area (`shiptoolkit.tuning`): on the validation images, an image

@@ -22,6 +22,7 @@ from shiptoolkit.errors import (
 )
 from shiptoolkit.hookspecs import hookimpl
 from shiptoolkit.plugins import get_registry, load_local_plugin, register_plugin, unregister_plugin
+from shiptoolkit.registry import Range, param_ranges
 
 __version__ = "0.1.0"
 
@@ -37,6 +38,7 @@ __all__ = [
     "ConfigError",
     "DataError",
     "PluginError",
+    "Range",
     "ShiptoolkitError",
     "UnknownComponentError",
     "__version__",
@@ -46,6 +48,7 @@ __all__ = [
     "list_components",
     "load_config",
     "load_local_plugin",
+    "param_ranges",
     "register_plugin",
     "unregister_plugin",
 ]

@@ -18,6 +18,9 @@ from keras import layers
 from shiptoolkit.backbones.resnet_unet import REPETITIONS, resnet_encoder
 from shiptoolkit.backbones.unet import _check_input_shape
 from shiptoolkit.hookspecs import hookimpl
+from shiptoolkit.registry import Range, param_ranges
+
+_DROPOUT = Range(0.0, 1.0, high_open=True)  # a rate of 1 would drop every feature
 
 
 def _head(features, dropout: float):
@@ -48,6 +51,7 @@ def resnet_classifier(encoder: str, input_shape: tuple, encoder_weights: str | N
     return model
 
 
+@param_ranges(dropout=_DROPOUT)
 def resnet34_classifier(input_shape: tuple = (256, 256, 3), encoder_weights: str | None = None,
                         encoder_freeze: bool = False, dropout: float = 0.2) -> keras.Model:
     """ResNet34 encoder + average/max pooling + sigmoid: does this image hold a ship?
@@ -64,6 +68,7 @@ def resnet34_classifier(input_shape: tuple = (256, 256, 3), encoder_weights: str
     return resnet_classifier("resnet34", input_shape, encoder_weights, encoder_freeze, dropout)
 
 
+@param_ranges(dropout=_DROPOUT)
 def resnet18_classifier(input_shape: tuple = (256, 256, 3), encoder_weights: str | None = None,
                         encoder_freeze: bool = False, dropout: float = 0.2) -> keras.Model:
     """ResNet18 encoder + average/max pooling + sigmoid: a lighter `resnet34_classifier`.
@@ -77,6 +82,7 @@ def resnet18_classifier(input_shape: tuple = (256, 256, 3), encoder_weights: str
     return resnet_classifier("resnet18", input_shape, encoder_weights, encoder_freeze, dropout)
 
 
+@param_ranges(base_filters=(1, None), depth=(1, None), stem_stride=(1, None), dropout=_DROPOUT)
 def cnn_classifier(input_shape: tuple = (256, 256, 3), base_filters: int = 16, depth: int = 5,
                    dropout: float = 0.2, stem_stride: int = 1) -> keras.Model:
     """Small plain CNN (conv-BN-ReLU blocks, max pooling) + average/max pooling + sigmoid.

@@ -31,11 +31,16 @@ if TYPE_CHECKING:
     from shiptoolkit.gate import Gate
 
 
-def _model(model):
-    if isinstance(model, (str, Path)):
+def _model(model, config: Config):
+    """The model (loaded from a path), checked to be a ship segmenter before any image is predicted."""
+    from shiptoolkit.model_checks import check_segmentation_model
+
+    name = str(model) if isinstance(model, (str, Path)) else None
+    if name is not None:
         from shiptoolkit.model_io import load_model
 
-        return load_model(model)
+        model = load_model(model)
+    check_segmentation_model(model, config["train"]["seam_channel"], name)
     return model
 
 
@@ -59,6 +64,7 @@ def _limit(items: list, n: int) -> list:
 class PredictResult:
     path: Path
     summary: Any
+    skipped: list = field(default_factory=list)  # `Problem`s of the images given an empty row (on_error="skip")
 
 
 def _tuned(model) -> dict | None:
@@ -78,26 +84,31 @@ def _role_index(config: Config, role: str, splits: DataSplits | None, progress: 
 
 def predict_stage(config: Config, model, run_dir: str | Path, progress: bool = True,
                   images: str | None = None, out: str | Path | None = None, gate: Gate | None = None,
-                  splits: DataSplits | None = None) -> PredictResult:
+                  splits: DataSplits | None = None, overwrite: bool = False) -> PredictResult:
     """Predict predict.images ("test", "validation" or a folder) and write the submission into the run dir.
 
     Uses the post-processing tuned on validation (postprocess.json beside the model) unless an
     override names the key. With a [classifier] gate, images it rejects get an empty row without
-    being segmented.
+    being segmented. Folder images must be data.image_size square (their rows would not fit the
+    submission otherwise); with data.on_error = "skip", such and unreadable images get an empty
+    row and are listed in the result's `skipped`. The submission appears only when complete.
     """
-    from shiptoolkit.submission import write_submission
+    from shiptoolkit.submission import SubmissionWriter, write_submission
 
     source = images or config["predict"]["images"]
     if source in ("test", "validation"):
         items = index_items(_role_index(config, source, splits, progress)[0])
     else:
-        items = folder_items(Path(source).expanduser())
+        items = folder_items(Path(source).expanduser(), config["data"]["image_size"])
     items = _limit(items, config["predict"]["max_images"])
     path = Path(out) if out else Path(run_dir) / config["predict"]["out"]
+    SubmissionWriter(path, overwrite)  # refuses an existing file before the model is even loaded
     settings = PredictSettings.from_config(config, _tuned(model))
     gate = _gate(config, model, gate)
-    rows = predict_labels(_model(model), items, settings, progress, config["data"]["on_error"], gate)
-    return PredictResult(path, write_submission(rows, path))
+    skipped: list = []
+    rows = predict_labels(_model(model, config), items, settings, progress, config["data"]["on_error"], gate,
+                          problems=skipped)
+    return PredictResult(path, write_submission(rows, path, overwrite), skipped)
 
 
 @dataclass
@@ -184,7 +195,7 @@ def evaluate(config: Config, model: Any, run_dir: str | Path | None = None, inde
     # Images no gate in play accepts are not segmented (scored as predicted empty), unless asked.
     screening = None if gate is None or e["without_gate"] else \
         dataclasses.replace(gate, threshold=min(gate.threshold, default_gate if default_gate is not None else 1.0))
-    model = _model(model)
+    model = _model(model, config)
     writer = SubmissionWriter(submission) if submission else contextlib.nullcontext()
     with writer:
         for p in predict_items(model, index_items(index), settings, progress=progress,

@@ -10,8 +10,10 @@ import keras
 from keras import ops
 
 from shiptoolkit.hookspecs import hookimpl
+from shiptoolkit.registry import Range, param_ranges
 
 EPS = 1e-7
+_POSITIVE = Range(0.0, None, low_open=True)  # smooth > 0 keeps the dice of an empty batch finite
 
 
 def _flat(y_true, y_pred):
@@ -124,6 +126,7 @@ class LovaszHingeLoss(keras.losses.Loss):
         return {**super().get_config(), "per_image": self.per_image}
 
 
+@param_ranges(smooth=_POSITIVE)
 def dice(smooth: float = 1.0) -> keras.losses.Loss:
     """Soft dice loss over the whole batch, as the seed used.
 
@@ -135,6 +138,7 @@ def dice(smooth: float = 1.0) -> keras.losses.Loss:
     return DiceLoss(smooth)
 
 
+@param_ranges(bce_weight=(0.0, None), dice_weight=(0.0, None), smooth=_POSITIVE)
 def bce_dice(bce_weight: float = 1.0, dice_weight: float = 1.0, smooth: float = 1.0) -> keras.losses.Loss:
     """Binary cross-entropy plus soft dice: per-pixel and per-region signals together.
 
@@ -151,6 +155,7 @@ def bce_dice(bce_weight: float = 1.0, dice_weight: float = 1.0, smooth: float = 
     return BCEDiceLoss(bce_weight, dice_weight, smooth)
 
 
+@param_ranges(gamma=(0.0, None), alpha=(0.0, 1.0))
 def focal(gamma: float = 2.0, alpha: float = 0.25) -> keras.losses.Loss:
     """Binary focal loss, for the extreme imbalance of ship pixels (~0.1% of all pixels).
 

@@ -214,17 +214,37 @@ def postprocess(prob: np.ndarray, threshold: float = 0.5, min_area: int = 0, gat
     return label_instances(prob > threshold, min_area)
 
 
-def folder_items(folder: str | Path) -> list[tuple[str, Loader]]:
-    """(image id, loader) for every image file of a folder, sorted by name."""
-    from shiptoolkit.data.airbus import read_rgb
+class ImageSizeError(DataError):
+    """A folder image is not data.image_size square: its run-length codes would not fit the submission."""
 
+
+def folder_items(folder: str | Path, size: int | None = None) -> list[tuple[str, Loader]]:
+    """(image id, loader) for every image file of a folder, sorted by name.
+
+    With `size` (data.image_size), loading an image of another size raises `ImageSizeError`: a
+    submission's run-length codes number the pixels of a size x size image, so a 1024 px image's
+    codes would run past the end and a 500x600 one's would land on the wrong pixels.
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError(f"Image folder {str(folder)!r} not found.")
     paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not paths:
         raise DataError(f"No .jpg/.jpeg/.png images in {str(folder)!r}.")
-    return [(p.name, lambda p=p: read_rgb(p, None)) for p in paths]
+    return [(p.name, lambda p=p: read_folder_image(p, size)) for p in paths]
+
+
+def read_folder_image(path: Path, size: int | None = None) -> np.ndarray:
+    """An image of a predict folder as (H, W, 3) uint8 RGB; with `size`, it must be size x size."""
+    from shiptoolkit.data.airbus import read_rgb
+
+    image = read_rgb(path, None)
+    if size and image.shape[:2] != (size, size):
+        raise ImageSizeError(f"Image {str(path)!r} is {image.shape[1]}x{image.shape[0]} px; expected {size}x{size} "
+                             f"(data.image_size = {size}): its rows would not fit a {size}x{size} submission. "
+                             f"Resize it to {size}x{size}, or if all images have another side N, pass "
+                             "--set data.image_size=N.")
+    return image
 
 
 def index_items(index) -> list[tuple[str, Loader]]:
@@ -244,24 +264,32 @@ class Prediction(NamedTuple):
 
 def predict_items(model, items: Sequence[tuple[str, Loader]], settings: PredictSettings, chunk: int = 8,
                   progress: bool = True, on_error: str = "raise", gate: Gate | None = None,
-                  skip_rejected: bool = False) -> Iterator[Prediction]:
+                  skip_rejected: bool = False, problems: list | None = None) -> Iterator[Prediction]:
     """Stream `Prediction`s over images, decoding the next chunk while the model runs.
 
-    An unreadable image raises `DataError`, or with on_error="skip" yields (id, None, None) and
-    is counted in a warning at the end: it still gets its (empty) row in a submission.
+    An unreadable (or wrong-size, see `folder_items`) image raises `DataError`, or with
+    on_error="skip" yields (id, None, None) and is counted in a warning at the end: it still gets
+    its (empty) row in a submission, and a `Problem` in `problems` (when given) says why.
     With a `gate` (see `shiptoolkit.gate`), each image gets its ship probability; with
     `skip_rejected` the images the gate rejects are not segmented (all-zero probabilities).
     """
     from tqdm import tqdm
+
+    from shiptoolkit.data.airbus import Problem
+
+    reasons: list = []
 
     def load(batch):
         out = []
         for image_id, loader in batch:
             try:
                 out.append((image_id, loader()))
-            except DataError:
+            except DataError as exc:
                 if on_error != "skip":
-                    raise
+                    raise DataError(f"{exc} To give such images an empty row and go on, set data.on_error = "
+                                    "\"skip\" (--set data.on_error=skip).") from None
+                kind = "wrong_size" if isinstance(exc, ImageSizeError) else "corrupt_image"
+                reasons.append(Problem(image_id, kind, str(exc)))
                 out.append((image_id, None))
         return out
 
@@ -278,8 +306,14 @@ def predict_items(model, items: Sequence[tuple[str, Loader]], settings: PredictS
             yield from _predict_loaded(model, loaded, settings, skipped, gate, skip_rejected)
             bar.update(len(loaded))
     bar.close()
+    if problems is not None:
+        problems.extend(reasons)
     if skipped:
-        warnings.warn(f"{len(skipped)} unreadable image(s) predicted as empty, e.g. {skipped[:3]}", stacklevel=2)
+        wrong_size = sum(p.kind == "wrong_size" for p in reasons)
+        counts = [f"{n} {what}" for n, what in ((len(skipped) - wrong_size, "unreadable image(s)"),
+                                                (wrong_size, "image(s) of the wrong size")) if n]
+        warnings.warn(f"{' and '.join(counts)} predicted as empty (data.on_error = \"skip\"), e.g. "
+                      f"{[p.message for p in reasons[:3]]}", stacklevel=2)
 
 
 def _predict_loaded(model, loaded, settings: PredictSettings, skipped: list[str], gate: Gate | None = None,
@@ -318,8 +352,12 @@ def _predict_loaded(model, loaded, settings: PredictSettings, skipped: list[str]
 
 
 def predict_labels(model, items: Sequence[tuple[str, Loader]], settings: PredictSettings, progress: bool = True,
-                   on_error: str = "raise", gate: Gate | None = None) -> Iterable[tuple[str, np.ndarray | None]]:
-    """(image id, instance labels or None for an unreadable image) for every item; a gate's rejects are empty."""
+                   on_error: str = "raise", gate: Gate | None = None,
+                   problems: list | None = None) -> Iterable[tuple[str, np.ndarray | None]]:
+    """(image id, instance labels or None for an unreadable image) for every item; a gate's rejects are empty.
+
+    Skipped images (on_error="skip") are appended to `problems` as `Problem`s, when given.
+    """
     for p in predict_items(model, items, settings, progress=progress, on_error=on_error, gate=gate,
-                           skip_rejected=True):
+                           skip_rejected=True, problems=problems):
         yield p.image_id, None if p.prob is None else settings.labels(p.prob, seam=p.seam)

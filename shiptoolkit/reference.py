@@ -33,10 +33,11 @@ def components_markdown() -> str:
                        f"Python: `{component.factory.__module__}.{component.factory.__qualname__}`.\n")
             params = component.params
             if params:
-                out.append("| parameter | type | default | meaning |\n|---|---|---|---|")
+                out.append("| parameter | type | default | range | meaning |\n|---|---|---|---|---|")
                 for p in params:
                     default = "**required**" if p.required else f"`{p.default!r}`"
-                    out.append(f"| `{p.name}` | `{_cell(p.type)}` | {_cell(default)} | {_cell(p.doc)} |")
+                    allowed = _cell(str(p.range)) if p.range else ""
+                    out.append(f"| `{p.name}` | `{_cell(p.type)}` | {_cell(default)} | {allowed} | {_cell(p.doc)} |")
                 out.append("")
             else:
                 out.append("No parameters.\n")

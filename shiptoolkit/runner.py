@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -13,18 +14,28 @@ from typing import Any
 from shiptoolkit.config import Config, load_config
 from shiptoolkit.errors import ConfigError
 from shiptoolkit.plugins import get_registry, load_local_plugin
+from shiptoolkit.run_state import SKIPPED_FILE, RunInterrupted, mark, write_skipped
 from shiptoolkit.tuning import POSTPROCESS_FILE, describe_tuned, load_tuned
 
 STAGES = ("train", "predict", "evaluate")
 
 
-def prepare_config(source: str | Path | dict | Config | None, overrides: Iterable[str] = ()) -> Config:
+def prepare_config(source: str | Path | dict | Config | None, overrides: Iterable[str] = (), *,
+                   load_plugins: bool = True) -> Config:
     """Load a config after loading the local plugins it names, so their components validate.
+
+    With `load_plugins=False` (a config from elsewhere, e.g. a received run directory) none of its
+    [plugins] modules is imported, and components are not checked: those plugins' are unknown.
 
     Example:
         >>> cfg = prepare_config("examples/quickstart.toml", ["train.epochs=1"])  # doctest: +SKIP
     """
     overrides = list(overrides)
+    if not load_plugins:
+        if isinstance(source, Config):
+            return load_config(source.values, overrides, base_dir=source.base_dir, check_components=False,
+                               _source=source.source, _prior=source.overrides)
+        return load_config(source, overrides, check_components=False)
     if isinstance(source, Config):
         load_plugins_of(source)
         return source.with_overrides(overrides) if overrides else source
@@ -80,10 +91,15 @@ class RunResult:
     files: dict[str, Path] = field(default_factory=dict)
     tuned: dict | None = None  # postprocess.json: what was chosen on validation
     seconds: dict[str, float] = field(default_factory=dict)  # wall time of each step
+    skipped: list = field(default_factory=list)  # images left out (data.on_error = "skip"): also skipped.csv
 
     def summary(self) -> str:
         lines = [f"run directory: {self.run_dir}"]
         lines += [f"  {label}: {path}" for label, path in self.files.items()]
+        if self.skipped:
+            kinds = Counter(p.kind for p in self.skipped)
+            lines.append(f"skipped {len(self.skipped)} image(s) ({', '.join(f'{n} {k}' for k, n in kinds.items())}), "
+                         f"e.g. {self.skipped[0].message} All are listed in {SKIPPED_FILE}.")
         if self.tuned:
             lines.append(describe_tuned(self.tuned))
         if self.evaluate is not None:
@@ -114,20 +130,41 @@ def run(config: Config | str | Path, stages: Sequence[str] | None = None, model:
         raise ConfigError(f"Stages {stages} need a trained model: add 'train' or pass a model "
                           "(`shiptoolkit run CONFIG --model path/to/best.keras`).")
     ordered = [s for s in STAGES if s in stages]
-    from shiptoolkit.data.source import data_splits
-    from shiptoolkit.evaluation import evaluate, predict_stage
-    from shiptoolkit.training import train
+    from shiptoolkit.training import TrainingFailed
 
     result = RunResult(run_dir=new_run_dir(config), stages=ordered)
     config.save(result.run_dir / "config.toml")
     result.files["config"] = result.run_dir / "config.toml"
+    try:
+        _run_stages(config, result, ordered, model, progress)
+    except (RunInterrupted, TrainingFailed):
+        raise  # train_state.json says so already
+    except KeyboardInterrupt:
+        mark(result.run_dir, "interrupted")
+        raise RunInterrupted(result.run_dir) from None
+    except Exception as exc:  # the run directory says why it holds only config.toml
+        mark(result.run_dir, "failed", f"{type(exc).__name__}: {exc}")
+        raise
+    return result
+
+
+def _run_stages(config: Config, result: RunResult, ordered: list[str], model, progress: bool) -> None:
+    from shiptoolkit.data.airbus import Problem
+    from shiptoolkit.data.source import data_splits
+    from shiptoolkit.evaluation import evaluate, predict_stage
+    from shiptoolkit.training import train
+
     model_path = Path(model) if model else None
     start = time.perf_counter()
     splits = data_splits(config, progress)  # opened and split once for every stage
     result.seconds["data"] = round(time.perf_counter() - start, 1)
+    result.skipped = list(splits.problems)
+    if write_skipped(result.run_dir, result.skipped):
+        result.files["skipped"] = result.run_dir / SKIPPED_FILE
     if "train" in ordered:
         result.train = train(config, run_dir=result.run_dir, progress=progress, splits=splits)
         result.seconds.update(result.train.seconds)
+        result.skipped += [Problem("", "unreadable_while_training", m) for m in result.train.skipped_items]
         model_path = result.train.best_model_path
         result.files.update(model=model_path, history=result.run_dir / "history.csv",
                             history_plot=result.run_dir / "history.png")
@@ -153,4 +190,3 @@ def run(config: Config | str | Path, stages: Sequence[str] | None = None, model:
             result.files["submission"] = submission
     result.seconds["predict_and_evaluate"] = round(time.perf_counter() - start, 1)
     (result.run_dir / "timings.json").write_text(json.dumps(result.seconds, indent=2))
-    return result

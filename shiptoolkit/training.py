@@ -16,19 +16,27 @@ Run directory (`<run.out_dir>/<run.name>-<timestamp>/`, never reused):
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import shutil
 import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from shiptoolkit.config import Config, load_config
+from shiptoolkit.contracts import build_component, check_sampler
 from shiptoolkit.data.source import DataSplits, stratified_subset
 from shiptoolkit.errors import ConfigError, ShiptoolkitError
 from shiptoolkit.plugins import get_registry
+from shiptoolkit.run_state import (
+    RunInterrupted,
+    check_model_file,
+    check_resume_overrides,
+    mark,
+    read_state,
+    write_skipped,
+    write_state,
+)
 from shiptoolkit.tuning import POSTPROCESS_FILE
 
 
@@ -56,12 +64,14 @@ class TrainResult:
 
 
 def build_samplers(config: Config, train_index, val_index):
-    """(train, validation or None) samplers from [sampler]; validation draws with another seed."""
+    """(train, validation or None) samplers from [sampler]; validation draws with another seed.
+
+    The first pairs are checked against the sampler contract (`shiptoolkit.contracts`)."""
     name, params = config.component("sampler")
-    registry = get_registry("sampler")
     seed = config["run"]["seed"]
-    train_sampler = registry.create(name, train_index, seed=seed, **params)
-    val_sampler = registry.create(name, val_index, seed=seed + 1, **params) if len(val_index) else None
+    train_sampler = build_component("sampler", name, train_index, seed=seed, **params)
+    check_sampler(train_sampler, name, seams=train_index.seams)
+    val_sampler = build_component("sampler", name, val_index, seed=seed + 1, **params) if len(val_index) else None
     return train_sampler, val_sampler
 
 
@@ -74,7 +84,7 @@ def build_model(config: Config, input_shape: tuple[int, int, int], total_steps: 
             raise ConfigError(f"train.seam_channel needs a one-class backbone (it adds the seam channel). "
                               f"Received: backbone.classes={params['classes']}")
         params["classes"] = 2
-    model = get_registry("backbone").create(name, input_shape=input_shape, **params)
+    model = build_component("backbone", name, input_shape=input_shape, **params)
     compile_model(model, config, total_steps)
     return model
 
@@ -108,7 +118,7 @@ def compile_model(model, config: Config, total_steps: int = 0) -> None:
                               "put it in metrics.evaluate.")
         metrics.append(component.keras_metric())
     optimizer = type(keras.optimizers.get(t["optimizer"]))(learning_rate=learning_rate(config, total_steps))
-    model.compile(optimizer=optimizer, loss=get_registry("loss").create(loss_name, **loss_params),
+    model.compile(optimizer=optimizer, loss=build_component("loss", loss_name, **loss_params),
                   metrics=metrics, jit_compile=t["jit_compile"])
 
 
@@ -135,15 +145,6 @@ def precision_policy(mixed: bool):
         keras.mixed_precision.set_global_policy(previous)
 
 
-def _write_state(run_dir: Path, **state: Any) -> None:
-    (run_dir / "train_state.json").write_text(json.dumps(state, indent=2))
-
-
-def _read_state(run_dir: Path) -> dict:
-    path = run_dir / "train_state.json"
-    return json.loads(path.read_text()) if path.is_file() else {}
-
-
 def _callbacks(config: Config, run_dir: Path, monitor: str, resume: bool, state: dict, validation_f2, guard,
                steps: int, progress: bool):
     import keras
@@ -157,7 +158,7 @@ def _callbacks(config: Config, run_dir: Path, monitor: str, resume: bool, state:
 
     def write(**progress):
         state.update(progress)
-        _write_state(run_dir, **state)
+        write_state(run_dir, **state)
 
     callbacks = [c for c in (validation_f2, guard) if c is not None] + [  # they fill the logs the others read
         best,
@@ -188,9 +189,12 @@ def _open_run(config: Config, run_dir, resume, overrides) -> tuple[Config, Path,
         run_dir.mkdir(parents=True, exist_ok=True)
         return config, run_dir, {}
     run_dir = Path(resume)
-    saved = _read_state(run_dir)
-    if not saved or not ((run_dir / "last.keras").is_file() or saved.get("epochs_completed") == 0):
+    saved = read_state(run_dir)
+    if not saved or not ((run_dir / "last.keras").exists() or saved.get("epochs_completed") == 0):
         raise ShiptoolkitError(f"{run_dir} has no train_state.json and last.keras: nothing to resume.")
+    check_resume_overrides(overrides or [])  # before anything in the run directory changes
+    if saved.get("epochs_completed"):
+        check_model_file(run_dir / "last.keras")
     config = load_config(run_dir / "config.toml", overrides or [], check_components=False)
     load_plugins_of(config)
     config = load_config(config.values, _source=config.source, _prior=config.overrides)
@@ -224,11 +228,26 @@ def train(config: Config, run_dir: str | Path | None = None, resume: str | Path 
         >>> result = train(load_config("examples/quickstart.toml"))  # doctest: +SKIP
         >>> result.best_model_path  # doctest: +SKIP
     """
+    config, run_dir, saved = _open_run(config, run_dir, resume, overrides)
+    config.save(run_dir / "config.toml")
+    try:
+        return _train(config, run_dir, saved, resume is not None, progress, splits)
+    except (RunInterrupted, TrainingFailed):
+        raise  # the state says so already
+    except KeyboardInterrupt:
+        mark(run_dir, "interrupted")
+        raise RunInterrupted(run_dir) from None
+    except Exception as exc:
+        mark(run_dir, "failed", f"{type(exc).__name__}: {exc}")
+        raise
+
+
+def _train(config: Config, run_dir: Path, saved: dict, resume: bool, progress: bool,
+           splits: DataSplits | None) -> TrainResult:
+    from shiptoolkit.data.airbus import Problem
     from shiptoolkit.data.source import data_splits
     from shiptoolkit.gate import load_gate, train_gate
 
-    config, run_dir, saved = _open_run(config, run_dir, resume, overrides)
-    config.save(run_dir / "config.toml")
     if splits is None:
         splits = data_splits(config, progress)
     train_index, val_index = splits.train, splits.validation
@@ -248,14 +267,14 @@ def train(config: Config, run_dir: str | Path | None = None, resume: str | Path 
     state = {"status": "running", "epochs_completed": 0, **saved, "epochs": config["train"]["epochs"]}
     if state["epochs_completed"] < state["epochs"]:  # a new run, or a resumed one with epochs to go
         (run_dir / POSTPROCESS_FILE).unlink(missing_ok=True)  # tuned for a model that is about to change
-        history, skipped = _fit_segmenter(config, run_dir, train_index, val_index, gate, state, resume is not None,
-                                          progress)
+        history, skipped = _fit_segmenter(config, run_dir, train_index, val_index, gate, state, resume, progress)
     lap("segmenter")
     best = run_dir / "best.keras"
     best = best if best.is_file() else run_dir / "last.keras"
     if config["tune"]["enabled"] and len(val_index) and not (run_dir / POSTPROCESS_FILE).is_file():
         _tune(config, run_dir, best, val_index, gate, progress)
     lap("tuning")
+    write_skipped(run_dir, splits.problems + [Problem("", "unreadable_while_training", m) for m in skipped])
     return TrainResult(run_dir, best, run_dir / "last.keras", history,
                        state["epochs_completed"] - saved.get("epochs_completed", 0), config, skipped, gate_path,
                        seconds)
@@ -297,7 +316,7 @@ def _fit_segmenter(config: Config, run_dir: Path, train_index, val_index, gate, 
                                          t["val_f2_every"], on_error, print if progress else None)
     guard = CollapseGuard(t["collapse_patience"]) if t["collapse_patience"] else None
     state["status"] = "running"
-    _write_state(run_dir, **state)
+    write_state(run_dir, **state)
     height, width = train_sampler.output_shape
     with precision_policy(t["mixed_precision"]), distribution_strategy(t["strategy"]).scope():
         if resume and (run_dir / "last.keras").is_file():
@@ -310,8 +329,8 @@ def _fit_segmenter(config: Config, run_dir: Path, train_index, val_index, gate, 
                                                  len(train_batches), progress),
                             verbose=1 if progress else 0)
         except KeyboardInterrupt:
-            _write_state(run_dir, **{**state, "status": "interrupted"})
-            raise
+            write_state(run_dir, **{**state, "status": "interrupted"})
+            raise RunInterrupted(run_dir) from None
     if (run_dir / "history.csv").is_file():
         plot_history(run_dir / "history.csv", run_dir / "history.png")
     if not (run_dir / "best.keras").is_file() and (run_dir / "last.keras").is_file():
@@ -324,7 +343,7 @@ def _fit_segmenter(config: Config, run_dir: Path, train_index, val_index, gate, 
         state["status"] = "collapsed"
     else:
         state["status"] = "completed"
-    _write_state(run_dir, **state)
+    write_state(run_dir, **state)
     if state["status"] == "failed_nan":
         raise TrainingFailed(f"Training stopped at epoch {state['epochs_completed']}: the loss became NaN (a learning "
                              f"rate too high for this model? train.learning_rate={t['learning_rate']}). Nothing was "

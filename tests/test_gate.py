@@ -269,7 +269,7 @@ def test_predict_uses_the_saved_postprocessing_unless_overridden(tmp_path, rect_
     run.mkdir()
     model = save_model(constant_model(32, 0.9), run / "best.keras")  # a ship everywhere at p = 0.9
     save_tuned({"threshold": 0.95, "min_area": 0, "classifier_threshold": None}, run)
-    config = load_config({"predict": {"overlap": 0.0}})
+    config = load_config({"predict": {"overlap": 0.0}, "data": {"image_size": 96}})
     images = str(rect_dataset / "train_v2")
     tuned = predict_stage(config, model, run, progress=False, images=images, out=tmp_path / "tuned.csv")
     assert tuned.summary.ships == 0  # the tuned threshold 0.95 is above every probability

@@ -62,7 +62,7 @@ def test_predict_cli_with_a_saved_model(tmp_path, rect_dataset):
     model_path = save_model(unet((32, 32, 3), base_filters=4, depth=2), tmp_path / "m.keras")
     out = tmp_path / "sub.csv"
     result = CliRunner().invoke(cli, ["predict", "--model", str(model_path), "--images", str(rect_dataset / "train_v2"),
-                                      "--out", str(out), "--quiet"])
+                                      "--out", str(out), "--quiet", "--set", "data.image_size=96"])
     assert result.exit_code == 0, result.output
     assert "12 images" in result.output and out.is_file()
 

@@ -12,6 +12,7 @@ import keras
 from keras import layers
 
 from shiptoolkit.backbones.unet import _check_input_shape
+from shiptoolkit.registry import param_ranges
 
 REPETITIONS = {"resnet18": (2, 2, 2, 2), "resnet34": (3, 4, 6, 3)}
 # sm's skip connections for ResNets, deepest first.
@@ -19,6 +20,8 @@ SKIPS = ("stage4_unit1_relu1", "stage3_unit1_relu1", "stage2_unit1_relu1", "relu
 # classification_models' settings: BN epsilon 2e-5, convs he_uniform without bias, 'valid' padding.
 _BN = {"axis": 3, "momentum": 0.99, "epsilon": 2e-5}
 _CONV = {"kernel_initializer": "he_uniform", "use_bias": False, "padding": "valid"}
+# The registered factories' ranges, checked at config load; decoder_filters: every item.
+_ranges = param_ranges(classes=(1, None), decoder_filters=(1, None))
 
 
 def _residual_block(x, filters: int, stage: int, block: int, strides: int, cut: str):
@@ -100,6 +103,7 @@ def resnet_unet(encoder: str = "resnet34", input_shape: tuple = (None, None, 3),
     return model
 
 
+@_ranges
 def resnet34_unet(input_shape: tuple = (None, None, 3), classes: int = 1, encoder_weights: str | None = None,
                   encoder_freeze: bool = False, decoder_filters: tuple[int, ...] = (256, 128, 64, 32, 16)
                   ) -> keras.Model:
@@ -124,6 +128,7 @@ def resnet34_unet(input_shape: tuple = (None, None, 3), classes: int = 1, encode
     return resnet_unet("resnet34", input_shape, classes, encoder_weights, encoder_freeze, decoder_filters)
 
 
+@_ranges
 def resnet18_unet(input_shape: tuple = (None, None, 3), classes: int = 1, encoder_weights: str | None = None,
                   encoder_freeze: bool = False, decoder_filters: tuple[int, ...] = (256, 128, 64, 32, 16)
                   ) -> keras.Model:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from shiptoolkit.registry import Range, param_ranges
+
 
 def _check_input_shape(input_shape: tuple, divisor: int, name: str) -> tuple:
     if len(input_shape) != 3 or input_shape[2] != 3:
@@ -28,6 +30,9 @@ def _conv_block(x, filters: int, batch_norm: bool, name: str):
     return x
 
 
+# Checked at config load (`run --dry-run`), not only when the model is built. depth <= 8: deeper
+# needs sides divisible by 512, which no crop of a 768 px image is.
+@param_ranges(classes=(1, None), base_filters=(1, None), depth=(1, 8), dropout=Range(0.0, 1.0, high_open=True))
 def unet(input_shape: tuple = (128, 128, 3), classes: int = 1, base_filters: int = 32, depth: int = 4,
          dropout: float = 0.3, batch_norm: bool = False) -> keras.Model:
     """Plain U-Net (the seed's): conv blocks down and up with skip connections, sigmoid output.

@@ -36,4 +36,5 @@ def components(kind: str | None, pattern: str, as_json: bool, params: bool) -> N
             if params:
                 for p in item["params"]:
                     default = "required" if p["required"] else f"default {p['default']!r}"
-                    click.echo(f"      {p['name']}: {p['type']} ({default})")
+                    allowed = f"; {p['range']}" if p["range"] else ""  # from @param_ranges, checked at load
+                    click.echo(f"      {p['name']}: {p['type']} ({default}{allowed})")

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import time
+import warnings
 
 import click
 
 from shiptoolkit.cli import cli, model_and_config
+
+SHOWN = 20  # skipped images listed with their reason; the rest by name only
 
 
 @cli.command()
@@ -16,18 +19,22 @@ from shiptoolkit.cli import cli, model_and_config
               help="A run directory: uses its best.keras and (without CONFIG) its config.toml.")
 @click.option("--images", required=True, type=click.Path(exists=True, file_okay=False), help="Folder of images.")
 @click.option("--out", default="submission.csv", show_default=True, type=click.Path(dir_okay=False),
-              help="Submission CSV to write (never overwritten).")
+              help="Submission CSV to write (an existing one only with --overwrite).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing --out file (once the new one is complete).")
+@click.option("--trust-run-plugins", is_flag=True,
+              help="Import the [plugins] modules of the --run directory's config.toml (they run code; off by default).")
 @click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE",
               help="Override a config value, e.g. --set predict.threshold=0.6.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def predict(config: str | None, model: str | None, run_dir: str | None, images: str, out: str,
-            overrides: tuple[str, ...], quiet: bool) -> None:
+def predict(config: str | None, model: str | None, run_dir: str | None, images: str, out: str, overwrite: bool,
+            trust_run_plugins: bool, overrides: tuple[str, ...], quiet: bool) -> None:
     """Predict every image of a folder and write a Kaggle submission (one row per ship).
 
     Thresholds, overlap, TTA, min_area and the image gate come from the config's [predict]
     section (CONFIG, else the run's config.toml, else the defaults). A config with a [classifier]
     uses the gate saved beside the model (classifier.keras, gate.json): images it rejects get an
-    empty row without being segmented.
+    empty row without being segmented. Every image must be data.image_size square; with
+    --set data.on_error=skip, unreadable or other-size images get an empty row and are listed.
 
     Example:
 
@@ -35,10 +42,20 @@ def predict(config: str | None, model: str | None, run_dir: str | None, images: 
     """
     from shiptoolkit.evaluation import predict_stage
 
-    model, resolved = model_and_config(config, model, run_dir, overrides)
+    model, resolved = model_and_config(config, model, run_dir, overrides, trust_run_plugins=trust_run_plugins)
     start = time.perf_counter()
-    result = predict_stage(resolved, model, ".", progress=not quiet, images=images, out=out)
+    with warnings.catch_warnings():  # the skipped images are listed below, each with its reason
+        warnings.filterwarnings("ignore", message=".* predicted as empty", category=UserWarning)
+        result = predict_stage(resolved, model, ".", progress=not quiet, images=images, out=out, overwrite=overwrite)
     s = result.summary
     seconds = time.perf_counter() - start
-    click.echo(f"wrote {s.path}: {s.images} images, {s.images_with_ships} with ships, {s.ships} ships "
+    skipped = f" ({len(result.skipped)} skipped: empty rows)" if result.skipped else ""
+    click.echo(f"wrote {s.path}: {s.images} images{skipped}, {s.images_with_ships} with ships, {s.ships} ships "
                f"({seconds / max(1, s.images):.2f} s per image)")
+    if result.skipped:  # nothing left out silently: each skipped image, and why
+        click.echo(f"skipped {len(result.skipped)} image(s) (data.on_error = \"skip\"; each has an empty row):")
+        for problem in result.skipped[:SHOWN]:
+            click.echo(f"  {problem.image_id}: {problem.message}")
+        if len(result.skipped) > SHOWN:
+            click.echo(f"  ... and {len(result.skipped) - SHOWN} more: "
+                       + ", ".join(p.image_id for p in result.skipped[SHOWN:]))

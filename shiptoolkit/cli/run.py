@@ -7,6 +7,7 @@ import json
 import click
 
 from shiptoolkit.cli import cli
+from shiptoolkit.cli.interrupts import exit_on_interrupt
 
 
 @cli.command()
@@ -37,5 +38,6 @@ def run(config: str, overrides: tuple[str, ...], stages: tuple[str, ...], model:
         click.echo(json.dumps(describe(resolved), indent=2, default=str))
         click.echo("dry run: config is valid; nothing was trained.")
         return
-    result = run_stages(resolved, stages=stages or None, model=model, progress=not quiet)
+    with exit_on_interrupt():
+        result = run_stages(resolved, stages=stages or None, model=model, progress=not quiet)
     click.echo(result.summary())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import click
 
@@ -25,14 +26,27 @@ def format_summary(summary: dict) -> str:
     return "\n".join(lines)
 
 
+def check_new_file(path: str, option: str, overwrite: bool, inputs: tuple[str, ...] = ()) -> None:
+    """Refuse to clobber: an existing `path` needs `--overwrite`, and an input file never is one."""
+    target = Path(path).resolve()
+    if any(target == Path(p).resolve() for p in inputs):
+        raise click.ClickException(f"{option} {path!r} is one of the input files; choose another file name.")
+    if target.exists() and not overwrite:
+        raise click.ClickException(f"{option} {path!r} exists and would be overwritten. Choose another file name, "
+                                     "or pass --overwrite to replace it.")
+
+
 @cli.command()
 @click.argument("submission", type=click.Path(exists=True, dir_okay=False))
 @click.argument("truth", type=click.Path(exists=True, dir_okay=False))
-@click.option("--per-image", type=click.Path(dir_okay=False), help="Write each image's score and counts to this CSV.")
+@click.option("--per-image", type=click.Path(dir_okay=False),
+              help="Write each image's score and counts to this CSV (an existing file only with --overwrite).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing --per-image file.")
 @click.option("--lenient", is_flag=True, help="Warn about invalid rows instead of failing; score what can be scored.")
 @click.option("--size", default=768, show_default=True, help="Image height and width.")
 @click.option("--json", "as_json", is_flag=True, help="Output the summary as JSON.")
-def score(submission: str, truth: str, per_image: str | None, lenient: bool, size: int, as_json: bool) -> None:
+def score(submission: str, truth: str, per_image: str | None, overwrite: bool, lenient: bool, size: int,
+          as_json: bool) -> None:
     """Score SUBMISSION against TRUTH with the competition metric (F2 over IoU 0.50..0.95).
 
     Both are ImageId,EncodedPixels CSVs, one row per ship. The score is the mean over TRUTH's
@@ -44,6 +58,8 @@ def score(submission: str, truth: str, per_image: str | None, lenient: bool, siz
     """
     from shiptoolkit.scoring import score_submission
 
+    if per_image:  # checked before scoring: a refusal should not cost a whole scoring pass
+        check_new_file(per_image, "--per-image", overwrite, inputs=(submission, truth))
     result = score_submission(submission, truth, lenient=lenient, shape=(size, size))
     if per_image:
         result.per_image.to_csv(per_image, index=False)

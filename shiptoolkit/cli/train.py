@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 
 from shiptoolkit.cli import cli
+from shiptoolkit.cli.interrupts import exit_on_interrupt
 
 
 @cli.command()
@@ -30,13 +29,12 @@ def train(config: str | None, overrides: tuple[str, ...], resume: str | None, qu
     if not config and not resume:
         raise click.UsageError("Give a CONFIG file, or --resume RUN_DIR.")
     resolved = None if resume else prepare_config(config, overrides)
-    try:
+    with exit_on_interrupt():
         result = train_stage(resolved, resume=resume, overrides=list(overrides), progress=not quiet)
-    except KeyboardInterrupt:
-        click.echo("\ninterrupted: continue with `shiptoolkit train --resume RUN_DIR` (see runs/)", err=True)
-        sys.exit(130)
     click.echo(f"run directory: {result.run_dir}")
     click.echo(f"  best model:   {result.best_model_path}")
     click.echo(f"  history:      {result.run_dir / 'history.csv'} (plot: history.png)")
-    if result.skipped_items:
-        click.echo(f"  skipped {len(result.skipped_items)} unreadable item(s); first: {result.skipped_items[0]}")
+    skipped = result.run_dir / "skipped.csv"
+    if skipped.is_file():
+        rows = skipped.read_text().count("\n") - 1
+        click.echo(f"  skipped {rows} image(s) (data.on_error = \"skip\"): listed in {skipped}")

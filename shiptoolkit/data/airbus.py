@@ -11,6 +11,7 @@ Nothing is decoded up front: the index keeps each image's RLE strings and decode
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -199,14 +200,17 @@ class AirbusIndex:
         """The image as (H, W, 3) uint8 RGB; missing or corrupt files raise `DataError`."""
         return read_rgb(self.image_path(image_id), self.shape)
 
-    def validate(self, check_images: bool = True) -> list[Problem]:
+    def validate(self, check_images: bool = True, check_files: bool = True) -> list[Problem]:
         """Parse every RLE (and optionally open every image); return the problems found.
 
         With on_error="raise" the first problem raises; with "skip" the broken images are
-        dropped from the index and every problem is recorded in `problems`.
+        dropped from the index and every problem is recorded in `problems`. `check_files` only
+        looks the files up in one listing of the folder (cheap): a missing image is found now,
+        not when (or whether) a sampler happens to draw it.
         """
         found: list[Problem] = []
         keep: list[ImageRecord] = []
+        present = self._listed_files() if check_files and not check_images else None
         for record in self.records:
             problem = None
             try:
@@ -214,6 +218,9 @@ class AirbusIndex:
                     parse_rle(rle, self.shape)
             except DataError as exc:
                 problem = Problem(record.image_id, "bad_rle", f"ImageId {record.image_id!r}: {exc}")
+            if problem is None and present is not None and record.image_id not in present:
+                path = self.image_path(record.image_id)
+                problem = Problem(record.image_id, "missing_image", f"Image file {str(path)!r} not found.")
             if problem is None and check_images:
                 problem = self._image_problem(record.image_id)
             if problem is None:
@@ -225,6 +232,13 @@ class AirbusIndex:
         self.problems.extend(found)
         _warn_skipped(found)
         return found
+
+    def _listed_files(self) -> set[str]:
+        try:
+            return {entry.name for entry in os.scandir(self.image_dir)}
+        except FileNotFoundError:
+            raise DataError(f"Image folder {str(self.image_dir)!r} does not exist (data.images names it inside "
+                            "data.path).") from None
 
     def _image_problem(self, image_id: str) -> Problem | None:
         path = self.image_path(image_id)
@@ -271,8 +285,8 @@ def unsafe_id_reason(image_id: str) -> str | None:
 
 def _handle(problem: Problem, on_error: OnError, found: list[Problem]) -> None:
     if on_error == "raise":
-        raise DataError(f"{problem.message} (Set data.on_error = \"skip\" to skip such images "
-                        "with a warning.)")
+        raise DataError(f"{problem.message} (Set data.on_error = \"skip\" to skip such images; they are "
+                        "listed in the run directory's skipped.csv.)")
     found.append(problem)
 
 

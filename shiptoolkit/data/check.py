@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from shiptoolkit.data.airbus import CSV_NAME, IMAGES_DIR, AirbusIndex, Problem
-from shiptoolkit.data.rle import parse_many
+from shiptoolkit.data.rle import parse_many, rles_to_mask
 from shiptoolkit.errors import DataError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
@@ -80,14 +80,16 @@ def check_dataset(root: str | Path, csv: str = CSV_NAME, images: str = IMAGES_DI
     ships = [(r.image_id, rle) for r in index for rle in r.rles]
     bad_ids = set()
     try:
-        _, lengths, owner = parse_many([rle for _, rle in ships], index.shape)
+        runs = parse_many([rle for _, rle in ships], index.shape)
     except DataError:
         for image_id, problem in _bad_rle_rows(index):
             bad_ids.add(image_id)
             report.problems.append(problem)
-        good = [(i, rle) for i, rle in ships if i not in bad_ids]
-        _, lengths, owner = parse_many([rle for _, rle in good], index.shape)
+        ships = [(i, rle) for i, rle in ships if i not in bad_ids]
+        runs = parse_many([rle for _, rle in ships], index.shape)
+    _, lengths, owner = runs
     areas = np.bincount(owner, weights=lengths, minlength=0) if owner.size else np.empty(0)
+    report.problems.extend(_overlap_problems(index, ships, runs, root / csv))
     if check_images:
         report.problems.extend(_image_problems(index, progress))
     listed = set(index.image_ids)
@@ -105,6 +107,46 @@ def check_dataset(root: str | Path, csv: str = CSV_NAME, images: str = IMAGES_DI
         report.ship_area = {"min": float(areas.min()), "q25": float(q[0]), "median": float(q[1]),
                             "mean": round(float(areas.mean()), 1), "q75": float(q[2]), "max": float(areas.max())}
     return report
+
+
+def _overlap_problems(index: AirbusIndex, ships: list[tuple[str, str]], runs, csv_path: Path) -> list[Problem]:
+    """Two rows of one image covering the same pixels (the real data never has them: overlaps
+    were set to background). Found in one sorted pass over all runs; pairs named per image."""
+    starts, lengths, owner = runs
+    if owner.size < 2:
+        return []
+    image_ids = [i for i, _ in ships]
+    image_of_ship = np.unique(np.array(image_ids, dtype=object), return_inverse=True)[1] if ships else np.empty(0, int)
+    key = image_of_ship[owner].astype(np.int64) * (index.shape[0] * index.shape[1]) + starts
+    order = np.argsort(key, kind="stable")
+    begin, end = key[order], key[order] + lengths[order]
+    overlapping = np.flatnonzero(begin[1:] < np.maximum.accumulate(end)[:-1]) + 1
+    if not overlapping.size:
+        return []
+    lines = _csv_lines(csv_path)
+    problems = []
+    for image_id in dict.fromkeys(image_ids[owner[order][k]] for k in overlapping):
+        rles = index[image_id].rles
+        masks = [rles_to_mask([rle], index.shape).astype(bool) for rle in rles]
+        for a in range(len(rles)):
+            for b in range(a + 1, len(rles)):
+                shared = int(np.count_nonzero(masks[a] & masks[b]))
+                if shared:
+                    rows = f"CSV lines {lines.get((image_id, rles[a]), '?')} and {lines.get((image_id, rles[b]), '?')}"
+                    problems.append(Problem(image_id, "overlapping_ships", (
+                        f"ImageId {image_id!r}: {rows} (ships {a + 1} and {b + 1}) share {shared} pixel(s). Training "
+                        "uses their union (those pixels count once, as ship); the metric sees two instances that "
+                        "overlap. The real data never overlaps (shared pixels were set to background): fix the rows.")))
+    return problems
+
+
+def _csv_lines(csv_path: Path) -> dict[tuple[str, str], int]:
+    """(ImageId, EncodedPixels) -> line number in the file (the header is line 1)."""
+    import pandas as pd
+
+    frame = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
+    rows = zip(frame["ImageId"], frame["EncodedPixels"], strict=True)
+    return {(i.strip(), r.strip()): n + 2 for n, (i, r) in enumerate(rows)}
 
 
 def _bad_rle_rows(index: AirbusIndex):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +14,7 @@ from shiptoolkit.config import Config
 from shiptoolkit.data.airbus import AirbusIndex
 from shiptoolkit.data.split import split_by_image
 from shiptoolkit.data.synth import MARKER, generate_dataset
-from shiptoolkit.errors import ConfigError
+from shiptoolkit.errors import ConfigError, DataError
 
 # The synthetic test set is generated with its own seed: no scene, ship or distractor is shared
 # with the training/validation data (the seed's image ids and drawings are a function of it).
@@ -33,6 +33,7 @@ class DataSplits:
     validation: AirbusIndex
     test: AirbusIndex | None
     test_source: str
+    problems: list = field(default_factory=list)  # every image left out (data.on_error = "skip"), with why
 
     def role(self, name: str) -> AirbusIndex:
         """The index of a role ("train", "validation" or "test"), with a clear error when it is absent."""
@@ -108,7 +109,9 @@ def open_dataset(config: Config, progress: bool = True) -> AirbusIndex:
     else:
         index = _open(config, Path(d["path"]).expanduser())
     if d["max_images"] and d["max_images"] < len(index):
+        problems = index.problems
         index = stratified_subset(index, d["max_images"], config["run"]["seed"])
+        index.problems = list(problems)  # what was skipped is still reported
     return index
 
 
@@ -133,6 +136,11 @@ def data_splits(config: Config, progress: bool = True) -> DataSplits:
     """
     d, seed = config["data"], config["run"]["seed"]
     index = open_dataset(config, progress)
+    if not len(index):
+        skipped = f" ({len(index.problems)} skipped: {index.problems[0].message})" if index.problems else ""
+        raise DataError(f"The dataset at data.path={d['path']!r} has no usable image{skipped}: its CSV "
+                        f"{d['csv']!r} lists none (a header only?). Point data.path at a folder in the Kaggle "
+                        "layout, or use data.path = \"synthetic\".")
     test, test_source = None, ""
     groups = _groups(config, index, progress) if d["split"] == "groups" else None
     if d["test_fraction"]:
@@ -148,7 +156,11 @@ def data_splits(config: Config, progress: bool = True) -> DataSplits:
         test_source = (f"independent synthetic set ({d['synthetic_test_images']} images, seed "
                        f"{d['synthetic_seed'] + TEST_SEED_OFFSET})")
     train, validation = _split(index, groups, d["val_fraction"], seed)
-    return DataSplits(train, validation, test, test_source)
+    if not len(train):
+        raise DataError(f"No training images are left after holding out data.test_fraction={d['test_fraction']} and "
+                        f"data.val_fraction={d['val_fraction']} of {len(index)} image(s): lower them, or add images.")
+    problems = list(index.problems) + (list(test.problems) if test is not None else [])
+    return DataSplits(train, validation, test, test_source, problems)
 
 
 def train_val_indexes(config: Config, progress: bool = True) -> tuple[AirbusIndex, AirbusIndex]:

@@ -7,9 +7,13 @@ import threading
 import numpy as np
 
 from shiptoolkit.data.airbus import AirbusIndex
+from shiptoolkit.registry import Range, param_ranges
 from shiptoolkit.samplers.base import Sampler
 
 
+# size 0 = full size; negative empty_fraction = the data's natural fraction.
+@param_ranges(size=Range(8, None, also=(0,)), empty_fraction=Range(None, 1.0, high_open=True),
+              cache_images=(0, None))
 class FullImageSampler(Sampler):
     """Whole images (optionally resized), with `empty_fraction` to down-sample the ~78% empty ones.
 

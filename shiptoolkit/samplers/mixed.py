@@ -5,11 +5,13 @@ from __future__ import annotations
 import numpy as np
 
 from shiptoolkit.data.airbus import AirbusIndex
+from shiptoolkit.registry import param_ranges
 from shiptoolkit.samplers.patches import PatchSampler
 
 EMPTY_TRIES = 12
 
 
+@param_ranges(ship_fraction=(0.0, 1.0), empty_from_ship_images=(0.0, 1.0), patches_per_epoch=(0, None))
 class MixedSampler(PatchSampler):
     """A `ship_fraction` of patches around ships; the rest empty sea, from empty images and ship-free areas.
 

@@ -9,9 +9,13 @@ import numpy as np
 
 from shiptoolkit.data.airbus import AirbusIndex
 from shiptoolkit.data.rle import parse_rle, runs_to_pixels
+from shiptoolkit.registry import param_ranges
 from shiptoolkit.samplers.base import Sampler
 
 
+# Checked at config load; the upper bound of patch_size is data.image_size (a cross-field check
+# in config.py). Subclasses inherit these ranges.
+@param_ranges(patch_size=(8, None), patches_per_image=(1, None))
 class PatchSampler(Sampler):
     """Base of samplers that cut square patches; keeps a small LRU cache of decoded images.
 

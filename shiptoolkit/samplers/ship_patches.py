@@ -5,9 +5,11 @@ from __future__ import annotations
 import numpy as np
 
 from shiptoolkit.data.airbus import AirbusIndex
+from shiptoolkit.registry import param_ranges
 from shiptoolkit.samplers.patches import PatchSampler
 
 
+@param_ranges(patches_per_epoch=(0, None))
 class ShipPatchSampler(PatchSampler):
     """Patches that all contain ship pixels, cut around ships (the seed's setup; biased to see ships).
 

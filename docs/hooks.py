@@ -8,6 +8,7 @@ PLACEHOLDERS = {
     "<!-- generated:components -->": reference.components_markdown,
     "<!-- generated:config -->": reference.config_markdown,
     "<!-- generated:cli -->": reference.cli_markdown,
+    "<!-- generated:modules -->": reference.modules_markdown,
 }
 
 

@@ -10,16 +10,14 @@ import math
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import keras
 import numpy as np
 
 from shiptoolkit.competition import F2Accumulator, iou_matrix_from_labels
+from shiptoolkit.gate import Gate
 from shiptoolkit.prediction import PredictSettings, index_items, predict_items
-
-if TYPE_CHECKING:
-    from shiptoolkit.gate import Gate
 
 
 def score_images(model, index, settings: PredictSettings, gate: Gate | None = None, progress: bool = False,
@@ -179,3 +177,15 @@ def measured_only(callback: keras.callbacks.Callback, monitor: str) -> keras.cal
 
     callback.on_epoch_end = measured
     return callback
+
+
+def fit_callbacks(checkpoint: keras.callbacks.Callback, history: Path, monitor: str, mode: str = "auto",
+                  early_stopping_patience: int = 0, append: bool = False) -> list[keras.callbacks.Callback]:
+    """What every model shiptoolkit trains gets (the segmenter and the gate's classifier): its
+    checkpoint, the history CSV, a stop on NaN, and early stopping on `monitor` (epochs where it
+    was not measured do not count)."""
+    callbacks = [checkpoint, keras.callbacks.CSVLogger(history, append=append), keras.callbacks.TerminateOnNaN()]
+    if early_stopping_patience:
+        callbacks.append(measured_only(keras.callbacks.EarlyStopping(monitor, patience=early_stopping_patience,
+                                                                     mode=mode), monitor))
+    return callbacks

@@ -17,7 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from shiptoolkit.errors import ConfigError
+from shiptoolkit.plugins import get_registry, load_local_plugin
+from shiptoolkit.rundir import RunDir
 from shiptoolkit.schema import COMPONENT_SECTIONS, RUN_NAME_RE, SCHEMA, Key, Section  # noqa: F401  (re-exported)
+from shiptoolkit.settings import Settings, settings_from
 
 
 @dataclass
@@ -53,6 +56,16 @@ class Config:
                            _prior=self.overrides)
 
     @property
+    def settings(self) -> Settings:
+        """The typed, frozen view: `config.settings.train.epochs` (see `shiptoolkit.settings`).
+
+        Built from the values at first use; a Config is not changed in place (overrides make a new one)."""
+        cached = self.__dict__.get("_settings")
+        if cached is None:
+            cached = self.__dict__["_settings"] = settings_from(self.values)
+        return cached
+
+    @property
     def base_dir(self) -> Path:
         return self.source.parent if self.source else Path.cwd()
 
@@ -68,6 +81,40 @@ class Config:
         path = Path(path)
         path.write_text(self.to_toml(), encoding="utf-8")  # what load_config reads, whatever the locale
         return path
+
+
+def prepare_config(source: str | Path | dict | Config | None, overrides: Iterable[str] = (), *,
+                   load_plugins: bool = True) -> Config:
+    """Load a config after loading the local plugins it names, so their components validate.
+
+    With `load_plugins=False` (a config from elsewhere, e.g. a received run directory) none of its
+    [plugins] modules is imported, and components are not checked: those plugins' are unknown.
+
+    Example:
+        >>> cfg = prepare_config("examples/quickstart.toml", ["train.epochs=1"])  # doctest: +SKIP
+    """
+    overrides = list(overrides)
+    if not load_plugins:
+        if isinstance(source, Config):
+            return load_config(source.values, overrides, base_dir=source.base_dir, check_components=False,
+                               _source=source.source, _prior=source.overrides)
+        return load_config(source, overrides, check_components=False)
+    if isinstance(source, Config):
+        load_plugins_of(source)
+        return source.with_overrides(overrides) if overrides else source
+    raw = load_config(source, overrides, check_components=False)  # reads [plugins] only
+    load_plugins_of(raw)
+    return load_config(raw.values, base_dir=raw.base_dir, _source=raw.source, _prior=raw.overrides)
+
+
+def load_plugins_of(config: Config) -> list[str]:
+    """Load the config's [plugins] modules (file paths relative to the config file)."""
+    return [load_local_plugin(spec, base_dir=config.base_dir) for spec in config["plugins"]["modules"]]
+
+
+def overridden_keys(config: Config) -> set[str]:
+    """`section.key` names the config's `--set` overrides set (they win over tuned values)."""
+    return {item.partition("=")[0].strip() for item in getattr(config, "overrides", [])}
 
 
 def load_config(source: str | Path | Mapping[str, Any] | None = None, overrides: Iterable[str] = (),
@@ -99,7 +146,7 @@ def load_config(source: str | Path | Mapping[str, Any] | None = None, overrides:
         apply_override(raw, item)
     values = validate(raw, where=str(path) if path else "config", check_components=check_components)
     if base_dir is not None and path is None:
-        path = base_dir / "config.toml"
+        path = RunDir(base_dir).config  # a dict's relative paths resolve against base_dir
     return Config(values, path, [*_prior, *overrides])
 
 
@@ -159,8 +206,6 @@ def _validate_component(section: Section, given: dict[str, Any], where: str, che
             raise ConfigError(f"{where}: [{section.name}] has parameters {sorted(given)} but no name; set "
                               f"{section.name}.name (see `shiptoolkit components {section.component}`).")
         return {"name": "", **own}
-    from shiptoolkit.plugins import get_registry
-
     registry = get_registry(section.component or section.name)
     component = registry.get(name)  # UnknownComponentError lists known names
     if section.keys and not component.accepts_any_keyword():  # a typo may aim at a section key or a parameter
@@ -219,8 +264,6 @@ def _check_sampler_size(values: dict[str, dict[str, Any]], where: str) -> None:
     A default the config does not change is left to the sampler: a config that only checks data
     or predicts on small images keeps the default sampler, and training still stops on it.
     """
-    from shiptoolkit.plugins import get_registry
-
     sampler, side = values["sampler"], values["data"]["image_size"]
     defaults = {p.name: p.default for p in get_registry("sampler").get(sampler["name"]).params}
     for key in ("patch_size", "size"):

@@ -3,7 +3,8 @@
 `evaluate` is the seed's "true accuracy" done right: the competition F2 on full images (always
 beside the all-empty baseline), dice and IoU, image-level ship/no-ship precision, recall and
 the false-positive rate on empty images, an optional threshold/min_area scan, and a PNG of
-the best, worst and false-positive images.
+the best, worst and false-positive images. The scores accumulate image by image in an
+`Evaluation` (`update` per image, `result()` at the end); `evaluate` feeds it predictions.
 """
 
 from __future__ import annotations
@@ -12,47 +13,43 @@ import contextlib
 import dataclasses
 import json
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from shiptoolkit.competition import F2Accumulator, iou_matrix_from_labels
 from shiptoolkit.config import Config
+from shiptoolkit.data.source import DataSplits, data_splits
 from shiptoolkit.errors import ConfigError
-from shiptoolkit.gate import gate_report
+from shiptoolkit.gate import Gate, gate_report, load_gate
+from shiptoolkit.model_checks import check_segmentation_model
+from shiptoolkit.model_io import load_model
+from shiptoolkit.plots import plot_overlays
 from shiptoolkit.plugins import get_registry
 from shiptoolkit.prediction import PredictSettings, folder_items, index_items, predict_items, predict_labels
-from shiptoolkit.tuning import load_tuned
-
-if TYPE_CHECKING:
-    from shiptoolkit.data.source import DataSplits
-    from shiptoolkit.gate import Gate
+from shiptoolkit.rundir import RunDir
+from shiptoolkit.submission import SubmissionWriter, write_submission
 
 
 def _model(model, config: Config):
     """The model (loaded from a path), checked to be a ship segmenter before any image is predicted."""
-    from shiptoolkit.model_checks import check_segmentation_model
-
     name = str(model) if isinstance(model, (str, Path)) else None
     if name is not None:
-        from shiptoolkit.model_io import load_model
-
         model = load_model(model)
-    check_segmentation_model(model, config["train"]["seam_channel"], name)
+    check_segmentation_model(model, config.settings.train.seam_channel, name)
     return model
 
 
 def _gate(config: Config, model, gate):
     """The gate to use: the one given, else the config's, loaded from beside a model file."""
-    if gate is not None or not config["classifier"]["name"]:
+    if gate is not None or not config.settings.classifier.name:
         return gate
     if not isinstance(model, (str, Path)):
         raise ConfigError("The config has a [classifier] but the model was passed as an object: pass "
                           "gate=shiptoolkit.gate.load_gate(config, run_dir) too, or set classifier.name=''.")
-    from shiptoolkit.gate import load_gate
-
     return load_gate(config, Path(model).parent)
 
 
@@ -69,13 +66,11 @@ class PredictResult:
 
 def _tuned(model) -> dict | None:
     """postprocess.json from beside a model file (a model object carries none)."""
-    return load_tuned(Path(model).parent) if isinstance(model, (str, Path)) else None
+    return RunDir(Path(model).parent).read_tuned() if isinstance(model, (str, Path)) else None
 
 
 def _role_index(config: Config, role: str, splits: DataSplits | None, progress: bool):
     """(index, description) of the "test" or "validation" images."""
-    from shiptoolkit.data.source import data_splits
-
     splits = splits or data_splits(config, progress)
     index = splits.role(role)
     where = splits.test_source if role == "test" else "validation split (tuned on: not a test figure)"
@@ -93,21 +88,19 @@ def predict_stage(config: Config, model, run_dir: str | Path, progress: bool = T
     submission otherwise); with data.on_error = "skip", such and unreadable images get an empty
     row and are listed in the result's `skipped`. The submission appears only when complete.
     """
-    from shiptoolkit.submission import SubmissionWriter, write_submission
-
-    source = images or config["predict"]["images"]
+    p, data = config.settings.predict, config.settings.data
+    source = images or p.images
     if source in ("test", "validation"):
         items = index_items(_role_index(config, source, splits, progress)[0])
     else:
-        items = folder_items(Path(source).expanduser(), config["data"]["image_size"])
-    items = _limit(items, config["predict"]["max_images"])
-    path = Path(out) if out else Path(run_dir) / config["predict"]["out"]
+        items = folder_items(Path(source).expanduser(), data.image_size)
+    items = _limit(items, p.max_images)
+    path = Path(out) if out else RunDir(run_dir).submission(p.out)
     SubmissionWriter(path, overwrite)  # refuses an existing file before the model is even loaded
     settings = PredictSettings.from_config(config, _tuned(model))
     gate = _gate(config, model, gate)
     skipped: list = []
-    rows = predict_labels(_model(model, config), items, settings, progress, config["data"]["on_error"], gate,
-                          problems=skipped)
+    rows = predict_labels(_model(model, config), items, settings, progress, data.on_error, gate, problems=skipped)
     return PredictResult(path, write_submission(rows, path, overwrite), skipped)
 
 
@@ -142,6 +135,159 @@ class EvaluateResult:
         return "\n".join(lines)
 
 
+def metric_evaluators(config: Config) -> dict[str, Any]:
+    """The evaluators of metrics.evaluate, by name; a training-only metric there is refused."""
+    registry = get_registry("metric")
+    evaluators = {}
+    for name in config.settings.metrics.evaluate:
+        component = registry.create(name)
+        if "evaluate" not in component.usage:
+            raise ConfigError(f"metrics.evaluate: {name!r} is a training-only metric.")
+        evaluators[name] = component.evaluator()
+    return evaluators
+
+
+class Evaluation:
+    """One evaluation's scores, accumulated image by image: `update` each image, then `result()`.
+
+    It owns the metric evaluators (f2 always: the all-empty baseline is always shown), the
+    per-image rows (with the gate's ship probability, given a gate), the threshold/min_area scan
+    (when `grid` has more than one combination) and what each option buys, measured on the same
+    images: f2 with the config's own settings (`defaults`, given tuned settings), without the
+    gate (`without_gate`) and without splitting touching ships (when `settings.split` splits).
+
+    Example:
+        >>> from shiptoolkit.config import load_config
+        >>> scores = Evaluation.from_config(load_config({"metrics": {"evaluate": ["f2", "dice"]}}))
+        >>> truth, prob = np.zeros((8, 8), np.int32), np.zeros((8, 8), np.float32)
+        >>> scores.update("empty.jpg", truth, scores.labels(truth, prob), prob)
+        >>> scores.result().metrics["f2"], scores.result().metrics["f2_all_empty_baseline"]
+        (1.0, 1.0)
+    """
+
+    def __init__(self, settings: PredictSettings, evaluators: dict[str, Any], *, grid: list[tuple[float, int]] = (),
+                 defaults: PredictSettings | None = None, gate: Gate | None = None, default_gate: float | None = None,
+                 without_gate: bool = False, role: str = "given", source: str = "", tuned: dict | None = None) -> None:
+        self.settings, self.defaults, self.gate, self.without_gate = settings, defaults, gate, without_gate
+        # The gate threshold that goes with the config's own settings (the gate's own when not said).
+        self.default_gate = None if gate is None or defaults is None else \
+            (default_gate if default_gate is not None else gate.threshold)
+        self.role, self.source, self.tuned = role, source, tuned
+        self.rows: list[dict] = []
+        self._evaluators = dict(evaluators)
+        self._f2 = self._evaluators.get("f2") or get_registry("metric").create("f2").evaluator()
+        self._scans = {(float(t), int(a)): F2Accumulator() for t, a in grid} if len(grid) > 1 else {}
+        self._ablations = {"f2_with_defaults": F2Accumulator()} if defaults is not None else {}
+        if gate is not None and without_gate:
+            self._ablations["f2_without_gate"] = F2Accumulator()
+        if settings.split != "none":
+            self._ablations["f2_without_split"] = F2Accumulator()
+
+    @classmethod
+    def from_config(cls, config: Config, gate: Gate | None = None, tuned: dict | None = None,
+                    evaluators: dict[str, Any] | None = None, role: str = "given", source: str = "") -> Evaluation:
+        """The evaluation the config asks for: its [predict] settings (with `tuned` post-processing
+        replacing the config's, whose f2 is then reported beside), the evaluate.scan_* grid,
+        evaluate.without_gate, and the evaluators of metrics.evaluate (unless given)."""
+        e = config.settings.evaluate
+        settings = PredictSettings.from_config(config, tuned)
+        defaults = PredictSettings.from_config(config) if tuned else None
+        grid = [(float(t), int(a)) for t in (e.scan_thresholds or [settings.threshold])
+                for a in (e.scan_min_areas or [settings.min_area])]
+        default_gate = config.settings.classifier.threshold if gate is not None and defaults is not None else None
+        return cls(settings, metric_evaluators(config) if evaluators is None else evaluators, grid=grid,
+                   defaults=defaults, gate=gate, default_gate=default_gate, without_gate=e.without_gate,
+                   role=role, source=source, tuned=tuned)
+
+    @property
+    def screening(self) -> Gate | None:
+        """The gate that decides which images are segmented at all (None: every image). Images that
+        no gate in play accepts (this one, nor the config's own threshold) score as predicted empty,
+        unless `without_gate` asks for them to be segmented too."""
+        if self.gate is None or self.without_gate:
+            return None
+        floor = self.default_gate if self.default_gate is not None else 1.0
+        return dataclasses.replace(self.gate, threshold=min(self.gate.threshold, floor))
+
+    def rejects(self, ship_probability: float | None) -> bool:
+        return self.gate is not None and not self.gate.accepts(ship_probability)
+
+    def labels(self, true_labels: np.ndarray, prob: np.ndarray | None, seam: np.ndarray | None = None,
+               ship_probability: float | None = None) -> np.ndarray:
+        """The labels an image is scored (and submitted) with: none where it was not segmented
+        (`prob` None) or the gate rejects it, else its post-processed probabilities."""
+        if prob is None or self.rejects(ship_probability):
+            return np.zeros_like(true_labels)
+        return self.settings.labels(prob, seam=seam)
+
+    def update(self, image_id: str, true_labels: np.ndarray, pred_labels: np.ndarray, prob: np.ndarray | None,
+               seam: np.ndarray | None = None, ship_probability: float | None = None) -> None:
+        """Score one image: `pred_labels` as `labels` gives them; `prob` the segmenter's probabilities
+        (None where the image was not segmented), `seam` its seam channel's, `ship_probability` the gate's."""
+        for name, evaluator in self._evaluators.items():
+            if name == "f2":
+                evaluator.update(true_labels, pred_labels, image_id)
+            else:
+                evaluator.update(true_labels, pred_labels)
+        if "f2" not in self._evaluators:
+            self._f2.update(true_labels, pred_labels, image_id)
+        row = dict(self._f2.rows[-1])
+        if self.gate is not None:
+            row["ship_probability"] = ship_probability
+        self.rows.append(row)
+        for accumulator, labels in self._variants(true_labels, pred_labels, prob, seam, ship_probability):
+            accumulator.add(image_id, iou_matrix_from_labels(true_labels, labels))
+
+    def _variants(self, true, pred, prob, seam, ship_probability) -> Iterator[tuple[F2Accumulator, np.ndarray]]:
+        """(accumulator, labels) of one image for each scanned combination and each ablation."""
+        empty = np.zeros_like(true)
+        rejected = self.rejects(ship_probability)
+        for (threshold, min_area), accumulator in self._scans.items():
+            yield accumulator, empty if prob is None or rejected else \
+                self.settings.labels(prob, threshold, min_area, seam=seam)
+        ablations = self._ablations
+        if "f2_with_defaults" in ablations:
+            off = prob is None or (self.gate is not None and ship_probability < self.default_gate)
+            yield ablations["f2_with_defaults"], empty if off else self.defaults.labels(prob, seam=seam)
+        if "f2_without_gate" in ablations:
+            yield ablations["f2_without_gate"], pred if not rejected else \
+                empty if prob is None else self.settings.labels(prob, seam=seam)
+        if "f2_without_split" in ablations:
+            yield ablations["f2_without_split"], pred if prob is None or rejected else \
+                self.settings.labels(prob, split="none")
+
+    def result(self) -> EvaluateResult:
+        """The metrics (f2 beside the all-empty baseline, the ablations, the gate's report, the other
+        evaluators'), the per-image rows, the scan and its best combination (an oracle choice)."""
+        metrics = {"role": self.role, "source": self.source, **self._f2.result()}
+        ship_rows = [r["f2"] for r in self.rows if not r["empty"]]
+        metrics["f2_ship_images"] = float(np.mean(ship_rows)) if ship_rows else float("nan")
+        metrics.update({name: accumulator.summary()["f2"] for name, accumulator in self._ablations.items()})
+        if self.gate is not None:
+            probabilities = np.array([r["ship_probability"] for r in self.rows])
+            report = gate_report(self.rows, probabilities, self.gate.threshold)
+            metrics.update({k: v for k, v in report.items() if k.startswith("gate_")})
+        if self.tuned:
+            metrics["postprocess"] = {k: self.tuned[k] for k in ("threshold", "min_area", "classifier_threshold")}
+        for name, evaluator in self._evaluators.items():
+            if name != "f2":
+                metrics.update(evaluator.result())
+        scan = [{"threshold": t, "min_area": a, **acc.summary()} for (t, a), acc in self._scans.items()]
+        best = max(scan, key=lambda row: row["f2"]) if scan else None
+        return EvaluateResult(metrics, list(self.rows), scan, best)
+
+
+def _evaluation_images(config: Config, index: Any, splits: DataSplits | None, progress: bool):
+    """(index, role, source): the images given, else evaluate.images of the data; at most evaluate.max_images."""
+    e = config.settings.evaluate
+    role, source = ("given", "images given by the caller") if index is not None else (e.images, "")
+    if index is None:
+        index, source = _role_index(config, role, splits, progress)
+    if not len(index):
+        raise ConfigError(f"No {role} images to evaluate.")
+    return index.subset(_limit(index.image_ids, e.max_images)), role, source
+
+
 def evaluate(config: Config, model: Any, run_dir: str | Path | None = None, index: Any = None,
              progress: bool = True, submission: str | Path | None = None, gate: Gate | None = None,
              splits: DataSplits | None = None, tuned: dict | None = None) -> EvaluateResult:
@@ -161,112 +307,41 @@ def evaluate(config: Config, model: Any, run_dir: str | Path | None = None, inde
         tuned: post-processing chosen on validation (default: postprocess.json beside the model
             file); f2 is then also reported with the config's own settings (`f2_with_defaults`).
     """
-    from shiptoolkit.submission import SubmissionWriter
-
-    e = config["evaluate"]
-    role, source = ("given", "images given by the caller") if index is not None else (e["images"], "")
-    if index is None:
-        index, source = _role_index(config, role, splits, progress)
-    if not len(index):
-        raise ConfigError(f"No {role} images to evaluate.")
-    ids = _limit(index.image_ids, e["max_images"])
-    index = index.subset(ids)
+    index, role, source = _evaluation_images(config, index, splits, progress)
     tuned = tuned if tuned is not None else _tuned(model)
-    settings = PredictSettings.from_config(config, tuned)
-    defaults = PredictSettings.from_config(config) if tuned else None
-    evaluators = {}
-    for name in config["metrics"]["evaluate"]:
-        component = get_registry("metric").create(name)
-        if "evaluate" not in component.usage:
-            raise ConfigError(f"metrics.evaluate: {name!r} is a training-only metric.")
-        evaluators[name] = component.evaluator()
-    f2_main = evaluators.get("f2") or get_registry("metric").create("f2").evaluator()  # the baseline is always shown
-    grid = [(float(t), int(a)) for t in (e["scan_thresholds"] or [settings.threshold])
-            for a in (e["scan_min_areas"] or [settings.min_area])]
-    scans = {combo: F2Accumulator() for combo in grid} if len(grid) > 1 else {}
+    evaluators = metric_evaluators(config)  # a training-only metric is refused before anything loads
     gate = _gate(config, model, gate)
-    default_gate = config["classifier"]["threshold"] if gate is not None and defaults is not None else None
-    # What each option buys, measured on the same images: the config's own settings, no gate, no splitting.
-    ablations = {"f2_with_defaults": F2Accumulator()} if defaults is not None else {}
-    if gate is not None and e["without_gate"]:
-        ablations["f2_without_gate"] = F2Accumulator()
-    if settings.split != "none":
-        ablations["f2_without_split"] = F2Accumulator()
-    # Images no gate in play accepts are not segmented (scored as predicted empty), unless asked.
-    screening = None if gate is None or e["without_gate"] else \
-        dataclasses.replace(gate, threshold=min(gate.threshold, default_gate if default_gate is not None else 1.0))
-    model = _model(model, config)
-    writer = SubmissionWriter(submission) if submission else contextlib.nullcontext()
-    with writer:
-        for p in predict_items(model, index_items(index), settings, progress=progress,
-                               on_error=config["data"]["on_error"], gate=screening or gate,
-                               skip_rejected=screening is not None):
+    scores = Evaluation.from_config(config, gate, tuned, evaluators, role, source)
+    model, screening = _model(model, config), scores.screening
+    writer = SubmissionWriter(submission) if submission else None
+    with writer or contextlib.nullcontext():
+        for p in predict_items(model, index_items(index), scores.settings, progress=progress, gate=screening or gate,
+                               on_error=config.settings.data.on_error, skip_rejected=screening is not None):
             true = index.labels(p.image_id)
-            raw = np.zeros_like(true) if p.prob is None else settings.labels(p.prob, seam=p.seam)
-            rejected = gate is not None and not gate.accepts(p.ship_probability)
-            pred = np.zeros_like(true) if rejected else raw
-            if submission:
+            pred = scores.labels(true, p.prob, p.seam, p.ship_probability)
+            if writer is not None:
                 writer.write(p.image_id, None if p.prob is None else pred)
-            _update(evaluators, f2_main, scans, p.image_id, true, pred, None if rejected else p.prob, settings, p.seam)
-            if gate is not None:
-                f2_main.rows[-1]["ship_probability"] = p.ship_probability
-            if "f2_without_gate" in ablations:
-                ablations["f2_without_gate"].add(p.image_id, iou_matrix_from_labels(true, raw))
-            if "f2_with_defaults" in ablations:
-                off = p.prob is None or (gate is not None and p.ship_probability < default_gate)
-                plain = np.zeros_like(true) if off else defaults.labels(p.prob, seam=p.seam)
-                ablations["f2_with_defaults"].add(p.image_id, iou_matrix_from_labels(true, plain))
-            if "f2_without_split" in ablations:
-                plain = pred if p.prob is None or rejected else settings.labels(p.prob, split="none")
-                ablations["f2_without_split"].add(p.image_id, iou_matrix_from_labels(true, plain))
-    submission_summary = writer.summary if submission else None
-    metrics = {"role": role, "source": source, **f2_main.result()}
-    ship_rows = [r["f2"] for r in f2_main.rows if not r["empty"]]
-    metrics["f2_ship_images"] = float(np.mean(ship_rows)) if ship_rows else float("nan")
-    for name, acc in ablations.items():
-        metrics[name] = acc.summary()["f2"]
-    if gate is not None:
-        probs = np.array([r["ship_probability"] for r in f2_main.rows])
-        report = gate_report(f2_main.rows, probs, gate.threshold)
-        metrics.update({k: v for k, v in report.items() if k.startswith("gate_")})
-    if tuned:
-        metrics["postprocess"] = {k: tuned[k] for k in ("threshold", "min_area", "classifier_threshold")}
-    for name, evaluator in evaluators.items():
-        if name != "f2":
-            metrics.update(evaluator.result())
-    scan = [{"threshold": t, "min_area": a, **acc.summary()} for (t, a), acc in scans.items()]
-    best = max(scan, key=lambda row: row["f2"]) if scan else None
-    result = EvaluateResult(metrics, f2_main.rows, scan, best, submission=submission_summary)
+            scores.update(p.image_id, true, pred, p.prob, p.seam, p.ship_probability)
+    result = scores.result()
+    result.submission = writer.summary if writer is not None else None
     if run_dir is not None:
-        run_dir = Path(run_dir)
-        result.metrics_path = run_dir / "metrics.json"
-        result.metrics_path.write_text(json.dumps({"metrics": metrics, "scan": scan, "best": best, "tuned": tuned,
-                                                   "settings": settings.__dict__, "per_image": f2_main.rows},
-                                                  indent=2, default=float))
-        result.plot_path = _plot_examples(model, index, f2_main.rows, settings, e["plot_examples"], role,
-                                          run_dir / "examples.png", gate)
+        _write(result, RunDir(run_dir), scores, model, index, config.settings.evaluate.plot_examples)
     return result
 
 
-def _update(evaluators: dict, f2_main, scans: dict, image_id: str, true, pred, prob, settings: PredictSettings,
-            seam=None) -> None:
-    for name, evaluator in evaluators.items():
-        if name == "f2":
-            evaluator.update(true, pred, image_id)
-        else:
-            evaluator.update(true, pred)
-    if "f2" not in evaluators:
-        f2_main.update(true, pred, image_id)
-    for (threshold, min_area), acc in scans.items():
-        scanned = np.zeros_like(true) if prob is None else settings.labels(prob, threshold, min_area, seam=seam)
-        acc.add(image_id, iou_matrix_from_labels(true, scanned))
+def _write(result: EvaluateResult, run: RunDir, scores: Evaluation, model, index, plot_examples: int) -> None:
+    """metrics.json (metrics, scan, best, tuned and used settings, per-image rows) and examples.png."""
+    result.metrics_path = run.metrics
+    run.metrics.write_text(json.dumps({"metrics": result.metrics, "scan": result.scan, "best": result.best,
+                                       "tuned": scores.tuned, "settings": scores.settings.__dict__,
+                                       "per_image": result.per_image}, indent=2, default=float))
+    result.plot_path = _plot_examples(model, index, result.per_image, scores.settings, plot_examples, scores.role,
+                                      run.examples, scores.gate)
 
 
 def _plot_examples(model, index, rows: list[dict], settings: PredictSettings, per_row: int, role: str, out: Path,
                    gate: Gate | None = None) -> Path | None:
     """Best and worst ship images, and the empty images with false positives, re-predicted for the plot."""
-    from shiptoolkit.plots import plot_overlays
-
     if per_row <= 0:
         return None
     ships = sorted((r for r in rows if not r["empty"]), key=lambda r: r["f2"])

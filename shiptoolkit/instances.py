@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from shiptoolkit.data.rle import runs_to_rle
+
 # 8-connectivity: thin ships at an angle are chains of diagonal pixels; 4-connectivity splits them.
 _EIGHT = np.ones((3, 3), bool)
 
@@ -148,6 +150,5 @@ def instance_runs(labels: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
 
 def instances_to_rles(labels: np.ndarray) -> list[str]:
     """One Kaggle RLE string per non-empty instance of a label image."""
-    from shiptoolkit.data.rle import runs_to_rle
 
     return [runs_to_rle(s, n) for s, n in instance_runs(labels) if s.size]

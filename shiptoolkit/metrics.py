@@ -53,7 +53,7 @@ class _Overlap:
         self.threshold = threshold
 
     def keras_metric(self):
-        from shiptoolkit import keras_metrics
+        from shiptoolkit import keras_metrics  # Keras: only when a training metric is built
 
         cls = keras_metrics.DiceMetric if self.name == "dice" else keras_metrics.IoUMetric
         return cls(self.threshold)

@@ -74,6 +74,20 @@ def load_plugins() -> None:
                 raise PluginError(f"Plugin {ep.name!r} failed to load: {exc!r}") from exc
 
 
+def local_plugin_name(spec: str, base_dir: Path | None = None) -> str:
+    """The name a local plugin `spec` is registered under (`local:<resolved path>` for a file)."""
+    if not spec.endswith(".py"):
+        return spec
+    path = Path(spec)
+    if not path.is_absolute() and base_dir is not None:
+        path = base_dir / path
+    return f"local:{path.resolve()}"
+
+
+def is_loaded(spec: str, base_dir: Path | None = None) -> bool:
+    return pm.get_plugin(local_plugin_name(spec, base_dir)) is not None
+
+
 def load_local_plugin(spec: str, base_dir: Path | None = None) -> str:
     """Register a local plugin: `path/to/file.py`, `package.module` or `package.module:attr`.
 
@@ -87,7 +101,7 @@ def load_local_plugin(spec: str, base_dir: Path | None = None) -> str:
             path = base_dir / path
         if not path.is_file():
             raise PluginError(f"Plugin file {spec!r} not found (looked at {path}).")
-        name = f"local:{path.resolve()}"
+        name = local_plugin_name(spec, base_dir)
         if pm.get_plugin(name) is not None:
             return name
         module = _import_file(path, name)

@@ -14,15 +14,15 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
+from shiptoolkit.config import overridden_keys
+from shiptoolkit.data.airbus import Problem, read_rgb
 from shiptoolkit.errors import DataError
+from shiptoolkit.gate import Gate
 from shiptoolkit.instances import label_instances, split_by_seams, split_touching
-
-if TYPE_CHECKING:
-    from shiptoolkit.gate import Gate
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 Loader = Callable[[], np.ndarray]
@@ -47,7 +47,7 @@ class PredictSettings:
     def from_config(cls, config, tuned: dict | None = None) -> PredictSettings:
         """The config's [predict] values; with `tuned` (postprocess.json), its threshold and min_area
         replace the config's unless an override (`--set predict.threshold=...`) names the key."""
-        values = {f.name: config["predict"][f.name] for f in fields(cls)}
+        values = {f.name: getattr(config.settings.predict, f.name) for f in fields(cls)}
         if tuned:
             named = overridden_keys(config)
             values.update({k: tuned[k] for k in ("threshold", "min_area") if f"predict.{k}" not in named})
@@ -59,11 +59,6 @@ class PredictSettings:
         return postprocess(prob, self.threshold if threshold is None else threshold,
                            self.min_area if min_area is None else min_area, self.gate_threshold,
                            self.split if split is None else split, self.split_depth, seam)
-
-
-def overridden_keys(config) -> set[str]:
-    """`section.key` names the config's `--set` overrides set."""
-    return {item.partition("=")[0].strip() for item in getattr(config, "overrides", [])}
 
 
 _WHOLE_IMAGE_MODELS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -236,7 +231,6 @@ def folder_items(folder: str | Path, size: int | None = None) -> list[tuple[str,
 
 def read_folder_image(path: Path, size: int | None = None) -> np.ndarray:
     """An image of a predict folder as (H, W, 3) uint8 RGB; with `size`, it must be size x size."""
-    from shiptoolkit.data.airbus import read_rgb
 
     image = read_rgb(path, None)
     if size and image.shape[:2] != (size, size):
@@ -275,7 +269,6 @@ def predict_items(model, items: Sequence[tuple[str, Loader]], settings: PredictS
     """
     from tqdm import tqdm
 
-    from shiptoolkit.data.airbus import Problem
 
     reasons: list = []
 

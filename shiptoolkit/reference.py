@@ -6,11 +6,15 @@ the same registries, so neither can drift from the code.
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
 from typing import Any
 
 import click
 
+from shiptoolkit.cli import cli
 from shiptoolkit.config import SCHEMA
+from shiptoolkit.layers import LAYERS, LAZY
 from shiptoolkit.plugins import KINDS, get_registry
 
 
@@ -69,11 +73,29 @@ def config_markdown() -> str:
 
 def cli_markdown(command: click.Command | None = None, prefix: str = "shiptoolkit", level: int = 2) -> str:
     """Help text of every command and subcommand, as click renders it."""
-    if command is None:
-        from shiptoolkit.cli import cli as command
+    command = command or cli
     ctx = click.Context(command, info_name=prefix)
     out = [f"{'#' * level} `{prefix}`\n", "```text", command.get_help(ctx), "```\n"]
     if isinstance(command, click.Group):
         for name in command.list_commands(ctx):
             out.append(cli_markdown(command.get_command(ctx, name), f"{prefix} {name}", level + 1))
     return "\n".join(out)
+
+
+def modules_markdown() -> str:
+    """The module map: each layer (lowest last), its modules with the first line of their docstring,
+    and what they may import; read from `shiptoolkit.layers` and the sources, so it cannot drift."""
+    package = Path(__file__).parent
+    out = ["| layer | module | its one job | may import |", "|---|---|---|---|"]
+    for depth, (layer, job, modules) in reversed(list(enumerate(LAYERS))):
+        below = ", ".join(name for name, _, _ in LAYERS[:depth]) or "nothing of the package"
+        out.append(f"| **{layer}** | | _{_cell(job)}_ | its own layer; {below} |")
+        for module in modules:
+            path = package / (module.replace(".", "/") + ".py")
+            if not path.is_file():
+                path = package / module.replace(".", "/") / "__init__.py"
+            doc = ast.get_docstring(ast.parse(path.read_text())) or "" if path.is_file() else ""
+            lazy = " (imports Keras at its top: others import it inside functions)" if f"shiptoolkit.{module}" in LAZY \
+                else ""
+            out.append(f"| | `{module}` | {_cell(doc.strip().splitlines()[0] if doc.strip() else '')}{lazy} | |")
+    return "\n".join(out) + "\n"

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from shiptoolkit.docstrings import parse_args_section
 from shiptoolkit.errors import ConfigError, DuplicateComponentError, UnknownComponentError
 
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -323,30 +324,3 @@ def _fits(annotation: str, value: Any) -> bool | None:
     if base in ("tuple", "list") and item and item.group(1) in _SIMPLE_TYPES:  # tuple[int, ...], list[str]
         return all(_SIMPLE_TYPES[item.group(1)](v) for v in value)
     return True
-
-
-def parse_args_section(doc: str) -> dict[str, str]:
-    """Parse the `Args:` section of a Google-style docstring into {name: description}."""
-    out: dict[str, str] = {}
-    lines = doc.splitlines()
-    try:
-        start = next(i for i, line in enumerate(lines) if line.strip() in ("Args:", "Arguments:"))
-    except StopIteration:
-        return out
-    indent = None
-    current = None
-    for line in lines[start + 1:]:
-        if not line.strip():
-            continue
-        this_indent = len(line) - len(line.lstrip())
-        if indent is None:
-            indent = this_indent
-        if this_indent < indent:
-            break
-        match = re.match(r"\s*(\*{0,2}\w+)\s*(\([^)]*\))?\s*:\s*(.*)", line)
-        if this_indent == indent and match:
-            current = match.group(1).lstrip("*")
-            out[current] = match.group(3).strip()
-        elif current is not None:
-            out[current] = (out[current] + " " + line.strip()).strip()
-    return out

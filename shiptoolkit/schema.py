@@ -156,6 +156,8 @@ SCHEMA: dict[str, Section] = {s.name: s for s in [
         Key("image_size", int, 256, "Side the images are resized to for the classifier."),
         Key("ship_fraction", float, 0.5, "Fraction of ship images in each training epoch (balanced by default)."),
         Key("epochs", int, 10, "Maximum classifier epochs (early stopping on validation loss)."),
+        Key("early_stopping_patience", int, 4, "Classifier epochs without a lower validation loss before stopping "
+            "(0 = off: the best epoch's classifier is kept either way)."),
         Key("steps_per_epoch", int, 0, "Batches per epoch (0 = the sampler's length / batch_size)."),
         Key("batch_size", int, 16, "Images per batch."),
         Key("learning_rate", float, 1e-3, "Adam learning rate."),

@@ -16,6 +16,7 @@ import numpy as np
 
 from shiptoolkit.competition import F2Accumulator, iou_matrix
 from shiptoolkit.data.rle import SHAPE, parse_many, runs_to_pixels
+from shiptoolkit.data.tables import read_csv_columns
 from shiptoolkit.errors import DataError
 
 
@@ -59,7 +60,6 @@ class _Ships:
 
 
 def _read(source, which: str):
-    from shiptoolkit.data.tables import read_csv_columns
 
     frame = read_csv_columns(source, ("ImageId", "EncodedPixels"), which)
     frame["EncodedPixels"] = frame["EncodedPixels"].fillna("").astype(str).str.strip()

@@ -1,16 +1,8 @@
-"""The training stage: components from the config, Keras `fit`, a run directory, resumable.
+"""The training stage, in small steps: open (or resume) the run, train the gate's classifier, fit the
+segmenter, tune the post-processing. The run directory's files are `shiptoolkit.rundir`'s.
 
-Run directory (`<run.out_dir>/<run.name>-<timestamp>/`, never reused):
-    config.toml        the resolved config (every default written out)
-    best.keras         the best model on train.monitor (val_f2 by default; never a model that predicts nothing)
-    last.keras         the model after the last finished epoch (with optimizer state, to resume)
-    history.csv        loss and metrics per epoch (appended to on resume)
-    history.png        the curves
-    train_state.json   epochs completed, best value and status: running / completed / interrupted /
-                       collapsed / failed_nan
-    classifier.keras, gate.json   with a [classifier]: the ship/no-ship gate (see `shiptoolkit.gate`),
-                       trained first so that the segmenter's validation f2 is the gated one
-    postprocess.json   threshold, min_area and gate threshold chosen on validation (`shiptoolkit.tuning`)
+The classifier gate trains first so that the segmenter's validation f2 (which picks best.keras)
+is the gated one; the post-processing is then tuned on the same validation images.
 """
 
 from __future__ import annotations
@@ -23,24 +15,36 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from shiptoolkit.config import Config, load_config
-from shiptoolkit.contracts import build_component, check_sampler
-from shiptoolkit.data.source import DataSplits, stratified_subset
-from shiptoolkit.errors import ConfigError, ShiptoolkitError
-from shiptoolkit.plugins import get_registry
-from shiptoolkit.run_state import (
-    RunInterrupted,
-    check_model_file,
-    check_resume_overrides,
-    mark,
-    read_state,
-    write_skipped,
-    write_state,
+import keras
+import tensorflow as tf
+
+from shiptoolkit.augment import build_augment
+from shiptoolkit.callbacks import (
+    BestCheckpoint,
+    CollapseGuard,
+    EpochState,
+    StepTimer,
+    ValidationF2,
+    fit_callbacks,
+    measured_only,
 )
-from shiptoolkit.tuning import POSTPROCESS_FILE
+from shiptoolkit.config import Config, load_config, load_plugins_of
+from shiptoolkit.contracts import build_component, check_sampler
+from shiptoolkit.data.airbus import Problem
+from shiptoolkit.data.source import DataSplits, data_splits, stratified_subset
+from shiptoolkit.errors import ConfigError, ShiptoolkitError
+from shiptoolkit.gate import Gate, load_gate
+from shiptoolkit.gate_training import train_gate
+from shiptoolkit.model_io import load_model
+from shiptoolkit.pipeline import SamplerBatches
+from shiptoolkit.plots import plot_history
+from shiptoolkit.plugins import get_registry
+from shiptoolkit.prediction import PredictSettings
+from shiptoolkit.rundir import RunDir, RunFailed
+from shiptoolkit.tuning import describe_tuned, tune_postprocess
 
 
-class TrainingFailed(ShiptoolkitError):
+class TrainingFailed(RunFailed):
     """Training ended without a usable model (a NaN loss); the run directory says so."""
 
 
@@ -67,24 +71,24 @@ def build_samplers(config: Config, train_index, val_index):
     """(train, validation or None) samplers from [sampler]; validation draws with another seed.
 
     The first pairs are checked against the sampler contract (`shiptoolkit.contracts`)."""
-    name, params = config.component("sampler")
-    seed = config["run"]["seed"]
-    train_sampler = build_component("sampler", name, train_index, seed=seed, **params)
-    check_sampler(train_sampler, name, seams=train_index.seams)
-    val_sampler = build_component("sampler", name, val_index, seed=seed + 1, **params) if len(val_index) else None
+    sampler, seed = config.settings.sampler, config.settings.run.seed
+    train_sampler = build_component("sampler", sampler.name, train_index, seed=seed, **sampler.params)
+    check_sampler(train_sampler, sampler.name, seams=train_index.seams)
+    val_sampler = (build_component("sampler", sampler.name, val_index, seed=seed + 1, **sampler.params)
+                   if len(val_index) else None)
     return train_sampler, val_sampler
 
 
 def build_model(config: Config, input_shape: tuple[int, int, int], total_steps: int = 0):
     """Backbone from [backbone], compiled with [loss], metrics.train and the optimizer."""
-
-    name, params = config.component("backbone")
-    if config["train"]["seam_channel"]:
+    backbone = config.settings.backbone
+    params = dict(backbone.params)
+    if config.settings.train.seam_channel:
         if params.get("classes", 1) not in (1, 2):
             raise ConfigError(f"train.seam_channel needs a one-class backbone (it adds the seam channel). "
                               f"Received: backbone.classes={params['classes']}")
         params["classes"] = 2
-    model = build_component("backbone", name, input_shape=input_shape, **params)
+    model = build_component("backbone", backbone.name, input_shape=input_shape, **params)
     compile_model(model, config, total_steps)
     return model
 
@@ -95,37 +99,30 @@ def learning_rate(config: Config, total_steps: int):
     Why: a high constant rate from the first step is what made small U-Nets collapse to "no ship
     anywhere" (the bias of the output layer runs to the empty side before the features form).
     """
-    import keras
-
-    t = config["train"]
-    if t["schedule"] != "cosine" or total_steps < 2:
-        return t["learning_rate"]
-    warmup = int(total_steps * t["warmup_fraction"])
-    return keras.optimizers.schedules.CosineDecay(t["learning_rate"] / 10, max(1, total_steps - warmup), alpha=0.01,
-                                                  warmup_target=t["learning_rate"], warmup_steps=warmup)
+    t = config.settings.train
+    if t.schedule != "cosine" or total_steps < 2:
+        return t.learning_rate
+    warmup = int(total_steps * t.warmup_fraction)
+    return keras.optimizers.schedules.CosineDecay(t.learning_rate / 10, max(1, total_steps - warmup), alpha=0.01,
+                                                  warmup_target=t.learning_rate, warmup_steps=warmup)
 
 
 def compile_model(model, config: Config, total_steps: int = 0) -> None:
-    import keras
-
-    t = config["train"]
-    loss_name, loss_params = config.component("loss")
+    s = config.settings
     metrics = []
-    for metric_name in config["metrics"]["train"]:
+    for metric_name in s.metrics.train:
         component = get_registry("metric").create(metric_name)
         if "train" not in component.usage:
             raise ConfigError(f"metrics.train: {metric_name!r} is an evaluation-only metric; "
                               "put it in metrics.evaluate.")
         metrics.append(component.keras_metric())
-    optimizer = type(keras.optimizers.get(t["optimizer"]))(learning_rate=learning_rate(config, total_steps))
-    model.compile(optimizer=optimizer, loss=build_component("loss", loss_name, **loss_params),
-                  metrics=metrics, jit_compile=t["jit_compile"])
+    optimizer = type(keras.optimizers.get(s.train.optimizer))(learning_rate=learning_rate(config, total_steps))
+    model.compile(optimizer=optimizer, loss=build_component("loss", s.loss.name, **s.loss.params),
+                  metrics=metrics, jit_compile=s.train.jit_compile)
 
 
 def distribution_strategy(name: str):
     """TensorFlow's own engine for several devices: 'default', 'mirrored' or 'multi_worker'."""
-    import tensorflow as tf
-
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
     if name == "multi_worker":
@@ -135,8 +132,6 @@ def distribution_strategy(name: str):
 
 @contextlib.contextmanager
 def precision_policy(mixed: bool):
-    import keras
-
     previous = keras.mixed_precision.global_policy().name
     keras.mixed_precision.set_global_policy("mixed_float16" if mixed else previous)
     try:
@@ -145,66 +140,29 @@ def precision_policy(mixed: bool):
         keras.mixed_precision.set_global_policy(previous)
 
 
-def _callbacks(config: Config, run_dir: Path, monitor: str, resume: bool, state: dict, validation_f2, guard,
-               steps: int, progress: bool):
-    import keras
+def open_run(config: Config | None, run_dir: str | Path | None = None, resume: str | Path | None = None,
+             overrides: list[str] | None = None) -> tuple[Config, RunDir, dict]:
+    """(config, run directory, saved state) for a new run or a resumed one.
 
-    from shiptoolkit.callbacks import BestCheckpoint, EpochState, StepTimer, measured_only
-
-    t = config["train"]
-    mode = "min" if "loss" in monitor else "max"
-    best = BestCheckpoint(run_dir / "best.keras", monitor, best=state.get("best"))
-    best.best_epoch = state.get("best_epoch")
-
-    def write(**progress):
-        state.update(progress)
-        write_state(run_dir, **state)
-
-    callbacks = [c for c in (validation_f2, guard) if c is not None] + [  # they fill the logs the others read
-        best,
-        keras.callbacks.ModelCheckpoint(run_dir / "last.keras"),
-        keras.callbacks.CSVLogger(run_dir / "history.csv", append=resume),
-        keras.callbacks.TerminateOnNaN(),
-        EpochState(write, best),
-        StepTimer(t["epochs"] - state["epochs_completed"], steps, print if progress else lambda _: None),
-    ]
-    if t["early_stopping_patience"]:
-        callbacks.append(measured_only(keras.callbacks.EarlyStopping(monitor, patience=t["early_stopping_patience"],
-                                                                     mode=mode), monitor))
-    if t["reduce_lr_patience"] and t["schedule"] == "constant":  # a schedule owns the rate
-        callbacks.append(measured_only(keras.callbacks.ReduceLROnPlateau(monitor, factor=t["reduce_lr_factor"],
-                                                                         patience=t["reduce_lr_patience"], mode=mode),
-                                       monitor))
-    if t["tensorboard"]:
-        callbacks.append(keras.callbacks.TensorBoard(run_dir / "tensorboard"))
-    return callbacks
-
-
-def _open_run(config: Config, run_dir, resume, overrides) -> tuple[Config, Path, dict]:
-    """(config, run dir, saved state) for a new run or a resumed one."""
-    from shiptoolkit.runner import load_plugins_of, new_run_dir
-
+    A resume is checked before anything in its directory changes: the overrides may only steer
+    how training goes on, last.keras must be readable, and there must be something left to do."""
     if resume is None:
-        run_dir = Path(run_dir) if run_dir is not None else new_run_dir(config)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        return config, run_dir, {}
-    run_dir = Path(resume)
-    saved = read_state(run_dir)
-    if not saved or not ((run_dir / "last.keras").exists() or saved.get("epochs_completed") == 0):
-        raise ShiptoolkitError(f"{run_dir} has no train_state.json and last.keras: nothing to resume.")
-    check_resume_overrides(overrides or [])  # before anything in the run directory changes
-    if saved.get("epochs_completed"):
-        check_model_file(run_dir / "last.keras")
-    config = load_config(run_dir / "config.toml", overrides or [], check_components=False)
+        run = RunDir(run_dir) if run_dir is not None else RunDir.create(config.settings.run.out_dir,
+                                                                         config.settings.run.name)
+        run.path.mkdir(parents=True, exist_ok=True)
+        return config, run, {}
+    run = RunDir(resume)
+    saved = run.check_resumable(overrides or [])
+    config = load_config(run.config, overrides or [], check_components=False)
     load_plugins_of(config)
     config = load_config(config.values, _source=config.source, _prior=config.overrides)
-    tune_pending = config["tune"]["enabled"] and not (run_dir / POSTPROCESS_FILE).is_file()
-    gate_pending = bool(config["classifier"]["name"]) and not (run_dir / "gate.json").is_file()
-    if saved["epochs_completed"] >= config["train"]["epochs"] and not (tune_pending or gate_pending):
-        raise ShiptoolkitError(f"{run_dir} already trained {saved['epochs_completed']} of train.epochs="
-                               f"{config['train']['epochs']}; resume with --set train.epochs=N (N > "
-                               f"{saved['epochs_completed']}) to train longer.")
-    return config, run_dir, saved
+    tune_pending = config.settings.tune.enabled and not run.postprocess.is_file()
+    gate_pending = bool(config.settings.classifier.name) and not run.gate.is_file()
+    epochs = config.settings.train.epochs
+    if saved["epochs_completed"] >= epochs and not (tune_pending or gate_pending):
+        raise ShiptoolkitError(f"{run.path} already trained {saved['epochs_completed']} of train.epochs={epochs}; "
+                               f"resume with --set train.epochs=N (N > {saved['epochs_completed']}) to train longer.")
+    return config, run, saved
 
 
 def train(config: Config, run_dir: str | Path | None = None, resume: str | Path | None = None,
@@ -228,146 +186,162 @@ def train(config: Config, run_dir: str | Path | None = None, resume: str | Path 
         >>> result = train(load_config("examples/quickstart.toml"))  # doctest: +SKIP
         >>> result.best_model_path  # doctest: +SKIP
     """
-    config, run_dir, saved = _open_run(config, run_dir, resume, overrides)
-    config.save(run_dir / "config.toml")
-    try:
-        return _train(config, run_dir, saved, resume is not None, progress, splits)
-    except (RunInterrupted, TrainingFailed):
-        raise  # the state says so already
-    except KeyboardInterrupt:
-        mark(run_dir, "interrupted")
-        raise RunInterrupted(run_dir) from None
-    except Exception as exc:
-        mark(run_dir, "failed", f"{type(exc).__name__}: {exc}")
-        raise
+    config, run, saved = open_run(config, run_dir, resume, overrides)
+    config.save(run.config)
+    with run.guard():  # a failed or interrupted run says so in train_state.json
+        splits = splits or data_splits(config, progress)
+        clock = _Clock()
+        gate_path = train_gate(config, run.path, splits.train, splits.validation, progress)
+        gate = load_gate(config, run.path) if gate_path else None
+        clock.lap("classifier")
+        state = {"status": "running", "epochs_completed": 0, **saved, "epochs": config.settings.train.epochs}
+        history: dict[str, list[float]] = {}
+        skipped: list[str] = []
+        if state["epochs_completed"] < state["epochs"]:  # a new run, or a resumed one with epochs to go
+            run.postprocess.unlink(missing_ok=True)  # tuned for a model that is about to change
+            history, skipped = _fit_segmenter(config, run, splits, gate, state, resume is not None, progress)
+        clock.lap("segmenter")
+        best = run.best if run.best.is_file() else run.last
+        if config.settings.tune.enabled and len(splits.validation) and not run.postprocess.is_file():
+            _tune(config, run, best, splits.validation, gate, progress)
+        clock.lap("tuning")
+        run.write_skipped(splits.problems + [Problem("", "unreadable_while_training", m) for m in skipped])
+    return TrainResult(run.path, best, run.last, history, state["epochs_completed"] - saved.get("epochs_completed", 0),
+                       config, skipped, gate_path, clock.seconds)
 
 
-def _train(config: Config, run_dir: Path, saved: dict, resume: bool, progress: bool,
-           splits: DataSplits | None) -> TrainResult:
-    from shiptoolkit.data.airbus import Problem
-    from shiptoolkit.data.source import data_splits
-    from shiptoolkit.gate import load_gate, train_gate
+class _Clock:
+    """Wall time of each step, for timings.json."""
 
-    if splits is None:
-        splits = data_splits(config, progress)
-    train_index, val_index = splits.train, splits.validation
-    clock = time.perf_counter()
-    seconds: dict[str, float] = {}
+    def __init__(self) -> None:
+        self.start, self.seconds = time.perf_counter(), {}
 
-    def lap(name: str) -> None:
-        nonlocal clock
-        seconds[name] = round(time.perf_counter() - clock, 1)
-        clock = time.perf_counter()
-
-    gate_path = train_gate(config, run_dir, train_index, val_index, progress)
-    gate = load_gate(config, run_dir) if gate_path else None
-    lap("classifier")
-    history: dict[str, list[float]] = {}
-    skipped: list[str] = []
-    state = {"status": "running", "epochs_completed": 0, **saved, "epochs": config["train"]["epochs"]}
-    if state["epochs_completed"] < state["epochs"]:  # a new run, or a resumed one with epochs to go
-        (run_dir / POSTPROCESS_FILE).unlink(missing_ok=True)  # tuned for a model that is about to change
-        history, skipped = _fit_segmenter(config, run_dir, train_index, val_index, gate, state, resume, progress)
-    lap("segmenter")
-    best = run_dir / "best.keras"
-    best = best if best.is_file() else run_dir / "last.keras"
-    if config["tune"]["enabled"] and len(val_index) and not (run_dir / POSTPROCESS_FILE).is_file():
-        _tune(config, run_dir, best, val_index, gate, progress)
-    lap("tuning")
-    write_skipped(run_dir, splits.problems + [Problem("", "unreadable_while_training", m) for m in skipped])
-    return TrainResult(run_dir, best, run_dir / "last.keras", history,
-                       state["epochs_completed"] - saved.get("epochs_completed", 0), config, skipped, gate_path,
-                       seconds)
+    def lap(self, name: str) -> None:
+        self.seconds[name] = round(time.perf_counter() - self.start, 1)
+        self.start = time.perf_counter()
 
 
-def _fit_segmenter(config: Config, run_dir: Path, train_index, val_index, gate, state: dict, resume: bool,
-                   progress: bool) -> tuple[dict, list[str]]:
-    import keras
+def _segmenter_batches(config: Config, splits: DataSplits, initial_epoch: int):
+    """(train batches, validation batches or None) of the [sampler]'s pairs; training ones augmented."""
+    s = config.settings
+    t = s.train
+    splits.train.seams = splits.validation.seams = t.seam_channel  # masks mark seams with 2 for the second channel
+    train_sampler, val_sampler = build_samplers(config, splits.train, splits.validation)
+    train_batches = SamplerBatches(train_sampler, t.batch_size, build_augment(s.augment.transforms, s.run.seed),
+                                   steps=t.steps_per_epoch or None, workers=t.workers, on_error=s.data.on_error,
+                                   epoch=initial_epoch, seam_channel=t.seam_channel)
+    if val_sampler is None:
+        return train_batches, None
+    val_batches = SamplerBatches(val_sampler, t.batch_size, None,
+                                 steps=t.validation_steps or math.ceil(len(val_sampler) / t.batch_size),
+                                 workers=t.workers, on_error=s.data.on_error, fixed_epoch=True,
+                                 seam_channel=t.seam_channel)
+    return train_batches, val_batches
 
-    from shiptoolkit.augment import build_augment
-    from shiptoolkit.callbacks import CollapseGuard, ValidationF2
-    from shiptoolkit.model_io import load_model
-    from shiptoolkit.pipeline import SamplerBatches
-    from shiptoolkit.plots import plot_history
-    from shiptoolkit.prediction import PredictSettings
 
-    t, initial_epoch = config["train"], state["epochs_completed"]
-    keras.utils.set_random_seed(config["run"]["seed"] + initial_epoch)
-    seams = t["seam_channel"]
-    train_index.seams = val_index.seams = seams  # masks mark seams with 2 for the second channel
-    train_sampler, val_sampler = build_samplers(config, train_index, val_index)
-    monitor = t["monitor"]
-    if val_sampler is None and monitor.startswith("val_"):
+def _monitor(config: Config, has_validation: bool) -> str:
+    monitor = config.settings.train.monitor
+    if not has_validation and monitor.startswith("val_"):
         warnings.warn(f"No validation images (data.val_fraction=0): monitoring {monitor[4:]!r} instead of {monitor!r}.",
-                      stacklevel=2)
-        monitor = "loss" if monitor == "val_f2" else monitor[4:]
-    on_error = config["data"]["on_error"]
-    train_batches = SamplerBatches(train_sampler, t["batch_size"], build_augment(config["augment"]["transforms"],
-                                   config["run"]["seed"]), t["steps_per_epoch"] or None, t["workers"], on_error,
-                                   epoch=initial_epoch, seam_channel=seams)
-    val_batches = validation_f2 = None
-    if val_sampler is not None:
-        steps = t["validation_steps"] or math.ceil(len(val_sampler) / t["batch_size"])
-        val_batches = SamplerBatches(val_sampler, t["batch_size"], None, steps, t["workers"], on_error,
-                                     fixed_epoch=True, seam_channel=seams)
-        if monitor == "val_f2" or t["val_f2_images"]:
-            scored = stratified_subset(val_index, t["val_f2_images"], config["run"]["seed"])
-            validation_f2 = ValidationF2(scored, PredictSettings.from_config(config), gate,
-                                         t["val_f2_every"], on_error, print if progress else None)
-    guard = CollapseGuard(t["collapse_patience"]) if t["collapse_patience"] else None
+                      stacklevel=3)
+        return "loss" if monitor == "val_f2" else monitor[4:]
+    return monitor
+
+
+def _segmenter_callbacks(config: Config, run: RunDir, monitor: str, resume: bool, state: dict, extras: list,
+                         steps: int, progress: bool) -> list:
+    """The shared `fit_callbacks` plus the segmenter's own: val_f2 and the collapse guard first (they
+    fill the logs the others read), last.keras, the resume state, the step timer, LR reduction."""
+    t = config.settings.train
+    mode = "min" if "loss" in monitor else "max"
+    best = BestCheckpoint(run.best, monitor, best=state.get("best"))
+    best.best_epoch = state.get("best_epoch")
+
+    def write(**progress_made):
+        state.update(progress_made)
+        run.write_state(**state)
+
+    callbacks = extras + fit_callbacks(best, run.history, monitor, mode, t.early_stopping_patience, append=resume)
+    callbacks += [keras.callbacks.ModelCheckpoint(run.last), EpochState(write, best),
+                  StepTimer(t.epochs - state["epochs_completed"], steps, print if progress else lambda _: None)]
+    if t.reduce_lr_patience and t.schedule == "constant":  # a schedule owns the rate
+        callbacks.append(measured_only(keras.callbacks.ReduceLROnPlateau(
+            monitor, factor=t.reduce_lr_factor, patience=t.reduce_lr_patience, mode=mode), monitor))
+    if t.tensorboard:
+        callbacks.append(keras.callbacks.TensorBoard(run.tensorboard))
+    return callbacks
+
+
+def _fit_segmenter(config: Config, run: RunDir, splits: DataSplits, gate: Gate | None, state: dict, resume: bool,
+                   progress: bool) -> tuple[dict, list[str]]:
+    s = config.settings
+    t, initial_epoch = s.train, state["epochs_completed"]
+    keras.utils.set_random_seed(s.run.seed + initial_epoch)
+    train_batches, val_batches = _segmenter_batches(config, splits, initial_epoch)
+    monitor = _monitor(config, val_batches is not None)
+    extras = []
+    if val_batches is not None and (monitor == "val_f2" or t.val_f2_images):
+        scored = stratified_subset(splits.validation, t.val_f2_images, s.run.seed)
+        extras.append(ValidationF2(scored, PredictSettings.from_config(config), gate, t.val_f2_every,
+                                   s.data.on_error, print if progress else None))
+    guard = CollapseGuard(t.collapse_patience) if t.collapse_patience else None
+    extras += [guard] if guard else []
     state["status"] = "running"
-    write_state(run_dir, **state)
-    height, width = train_sampler.output_shape
-    with precision_policy(t["mixed_precision"]), distribution_strategy(t["strategy"]).scope():
-        if resume and (run_dir / "last.keras").is_file():
-            model = load_model(run_dir / "last.keras", compile=True)
+    run.write_state(**state)
+    height, width = train_batches.sampler.output_shape
+    with precision_policy(t.mixed_precision), distribution_strategy(t.strategy).scope():
+        if resume and run.last.is_file():
+            model = load_model(run.last, compile=True)
         else:
-            model = build_model(config, (height, width, 3), total_steps=len(train_batches) * t["epochs"])
+            model = build_model(config, (height, width, 3), total_steps=len(train_batches) * t.epochs)
         try:
-            fit = model.fit(train_batches, validation_data=val_batches, epochs=t["epochs"], initial_epoch=initial_epoch,
-                            callbacks=_callbacks(config, run_dir, monitor, resume, state, validation_f2, guard,
-                                                 len(train_batches), progress),
+            fit = model.fit(train_batches, validation_data=val_batches, epochs=t.epochs, initial_epoch=initial_epoch,
+                            callbacks=_segmenter_callbacks(config, run, monitor, resume, state, extras,
+                                                           len(train_batches), progress),
                             verbose=1 if progress else 0)
         except KeyboardInterrupt:
-            write_state(run_dir, **{**state, "status": "interrupted"})
-            raise RunInterrupted(run_dir) from None
-    if (run_dir / "history.csv").is_file():
-        plot_history(run_dir / "history.csv", run_dir / "history.png")
-    if not (run_dir / "best.keras").is_file() and (run_dir / "last.keras").is_file():
+            run.write_state(**{**state, "status": "interrupted"})
+            raise
+    _finish(config, run, state, fit.history, guard, monitor)
+    return fit.history, train_batches.skipped + (val_batches.skipped if val_batches else [])
+
+
+def _finish(config: Config, run: RunDir, state: dict, history: dict, guard: CollapseGuard | None,
+            monitor: str) -> None:
+    """Plot the history, make sure best.keras exists, and record (and raise) how training ended."""
+    t = config.settings.train
+    if run.history.is_file():
+        plot_history(run.history, run.history_plot)
+    if not run.best.is_file() and run.last.is_file():
         warnings.warn(f"No epoch's model predicted a ship on the validation images ({monitor} never counted): "
-                      "best.keras is the last epoch's model. Train longer, or check the data.", stacklevel=2)
-        shutil.copyfile(run_dir / "last.keras", run_dir / "best.keras")
-    if any(not math.isfinite(v) for v in fit.history.get("loss", [0.0])):
+                      "best.keras is the last epoch's model. Train longer, or check the data.", stacklevel=3)
+        shutil.copyfile(run.last, run.best)
+    if any(not math.isfinite(v) for v in history.get("loss", [0.0])):
         state["status"] = "failed_nan"
     elif guard is not None and guard.collapsed:
         state["status"] = "collapsed"
     else:
         state["status"] = "completed"
-    write_state(run_dir, **state)
+    run.write_state(**state)
     if state["status"] == "failed_nan":
         raise TrainingFailed(f"Training stopped at epoch {state['epochs_completed']}: the loss became NaN (a learning "
-                             f"rate too high for this model? train.learning_rate={t['learning_rate']}). Nothing was "
-                             f"tuned or predicted. Run: {run_dir}")
+                             f"rate too high for this model? train.learning_rate={t.learning_rate}). Nothing was "
+                             f"tuned or predicted. Run: {run.path}")
     if state["status"] == "collapsed":
         raise TrainingCollapsed(
             f"Training stopped at epoch {state['epochs_completed']}: the model predicted no ship pixel on the "
-            f"validation images for {t['collapse_patience']} epochs in a row (it had collapsed to 'no ship anywhere'; "
-            f"such epochs are never saved as best.keras). Try a lower train.learning_rate (now {t['learning_rate']}), "
-            f"backbone.batch_norm=true, train.schedule=\"cosine\" or a higher sampler.ship_fraction. Run: {run_dir}")
-    return fit.history, train_batches.skipped + (val_batches.skipped if val_batches else [])
+            f"validation images for {t.collapse_patience} epochs in a row (it had collapsed to 'no ship anywhere'; "
+            f"such epochs are never saved as best.keras). Try a lower train.learning_rate (now {t.learning_rate}), "
+            f"backbone.batch_norm=true, train.schedule=\"cosine\" or a higher sampler.ship_fraction. Run: {run.path}")
 
 
-def _tune(config: Config, run_dir: Path, model_path: Path, val_index, gate, progress: bool) -> Path:
+def _tune(config: Config, run: RunDir, model_path: Path, val_index, gate: Gate | None, progress: bool) -> Path:
     """Choose threshold, min_area and the gate's threshold on validation; save postprocess.json."""
-    from shiptoolkit.model_io import load_model
-    from shiptoolkit.prediction import PredictSettings
-    from shiptoolkit.tuning import describe_tuned, save_tuned, tune_postprocess
-
-    u = config["tune"]
-    images = stratified_subset(val_index, u["max_images"], config["run"]["seed"])
+    s = config.settings
+    images = stratified_subset(val_index, s.tune.max_images, s.run.seed)
     info = tune_postprocess(load_model(model_path), images, PredictSettings.from_config(config),
-                            u["thresholds"], u["min_areas"], gate, config["classifier"]["tune_threshold"],
-                            u["gate_floor"], progress, config["data"]["on_error"])
+                            s.tune.thresholds, s.tune.min_areas, gate, s.classifier.tune_threshold,
+                            s.tune.gate_floor, progress, s.data.on_error)
     if progress:
         print(describe_tuned(info))
-    return save_tuned(info, run_dir)
+    return run.save_tuned(info)

@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -26,7 +24,6 @@ from shiptoolkit.prediction import PredictSettings, index_items, predict_items
 if TYPE_CHECKING:
     from shiptoolkit.gate import Gate
 
-POSTPROCESS_FILE = "postprocess.json"
 
 
 def f2_grid(true_labels: np.ndarray, prob: np.ndarray, settings: PredictSettings, thresholds: Sequence[float],
@@ -131,20 +128,6 @@ def tune_postprocess(model: Any, index, settings: PredictSettings, thresholds: S
                   "classifier_threshold": float(gates[best_gate[i, j]]) if gates is not None else None,
                   "f2": float(per_pair[i, j])} for i in range(len(thresholds)) for j in range(len(min_areas))],
     }
-
-
-def save_tuned(info: dict, run_dir: str | Path) -> Path:
-    path = Path(run_dir) / POSTPROCESS_FILE
-    path.write_text(json.dumps(info, indent=2))
-    return path
-
-
-def load_tuned(model_dir: str | Path | None) -> dict | None:
-    """postprocess.json from beside a model (None when the model was not tuned)."""
-    if model_dir is None:
-        return None
-    path = Path(model_dir) / POSTPROCESS_FILE
-    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def describe_tuned(info: dict) -> str:

@@ -98,6 +98,50 @@ def test_encoder_freeze_keeps_batchnorm_trainable():
     assert model.get_layer("decoder_stage0a_conv").trainable
 
 
+# Counts measured when each model had its own copy of the encoder (registry defaults, input 64x64);
+# a U-Net and a classifier on the same encoder freeze the same layers.
+@pytest.mark.parametrize("kind, name, params, frozen", [
+    ("backbone", "resnet34_unet", 24_456_154, 123),
+    ("backbone", "resnet18_unet", 14_340_570, 67),
+    ("classifier", "resnet34_classifier", 21_303_498, 123),
+    ("classifier", "resnet18_classifier", 11_187_914, 67),
+])
+def test_resnet_models_are_built_on_the_shared_encoder(kind, name, params, frozen):
+    import keras
+
+    from shiptoolkit.backbones.encoders import resnet_encoder
+
+    model = get_registry(kind).create(name, input_shape=(64, 64, 3))
+    assert model.count_params() == params and model.name == name
+    encoder = resnet_encoder(name.split("_")[0], (64, 64, 3), name)
+    encoder_weighted = [layer.name for layer in keras.Model(encoder.inputs, encoder.output).layers if layer.weights]
+    assert [layer.name for layer in model.layers if layer.weights][:len(encoder_weighted)] == encoder_weighted
+    frozen_model = get_registry(kind).create(name, input_shape=(64, 64, 3), encoder_freeze=True)
+    frozen_names = {layer.name for layer in frozen_model.layers if not layer.trainable}
+    assert len(frozen_names) == frozen and {"data", "conv0", "stage4_unit1_sc"} <= frozen_names
+    assert not frozen_names & {"bn_data", "bn0", "bn1", "ship_probability", "final_conv", "decoder_stage0a_conv"}
+
+
+def test_classifier_loads_unet_encoder_weights(tmp_path, resnet34):
+    from shiptoolkit.classifiers import resnet34_classifier
+
+    path = tmp_path / "sm.h5"
+    write_legacy_h5(path, resnet34, ["bn_data", "conv0", "bn0"], perturb=0.5)
+    classifier = resnet34_classifier((64, 64, 3), encoder_weights=str(path))
+    assert np.allclose(np.asarray(classifier.get_layer("conv0").weights[0]),
+                       np.asarray(resnet34.get_layer("conv0").weights[0]) + 0.5)
+
+
+def test_check_input_shape_is_shared_and_names_nearest_sizes():
+    from shiptoolkit.backbones.encoders import check_input_shape, resnet_encoder
+
+    assert check_input_shape([None, 64, 3], 32, "m") == (None, 64, 3)
+    with pytest.raises(ValueError, match="resnet34_unet needs height and width divisible by 32.*96, 128"):
+        get_registry("backbone").create("resnet34_unet", input_shape=(100, 100, 3))
+    with pytest.raises(ValueError, match="encoder must be one of \\['resnet18', 'resnet34'\\]"):
+        resnet_encoder("resnet50", (64, 64, 3), "m")
+
+
 @pytest.mark.parametrize("kwargs, match", [
     ({"depth": 0}, "depth must be >= 1. Received: depth=0"),
     ({"input_shape": (100, 100, 3)}, "divisible by 16.*nearest valid sizes: 96, 112"),

@@ -63,3 +63,18 @@ def test_every_key_is_documented():
         assert section.doc
         for key in section.keys:
             assert key.doc, f"{section.name}.{key.name} has no doc"
+
+
+def test_typed_settings_cover_every_schema_key_and_are_frozen():
+    import dataclasses
+
+    config = load_config({"train": {"epochs": 3}, "classifier": {"name": "cnn_classifier", "base_filters": 8}})
+    settings = config.settings
+    for section in SCHEMA.values():
+        view = getattr(settings, section.name)
+        for key in section.keys:
+            assert getattr(view, key.name) == config[section.name][key.name]
+    assert settings.train.epochs == 3 and settings.classifier.params["base_filters"] == 8
+    assert settings.backbone.name == "unet" and "depth" in settings.backbone.params
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.train.epochs = 4

@@ -107,3 +107,13 @@ def test_pages_render_in_a_headless_browser(site, tmp_path):
         assert shot.is_file() and shot.stat().st_size > 10_000
     finally:
         server.shutdown()
+
+
+def test_the_design_page_draws_the_module_map_from_the_code():
+    from shiptoolkit.layers import LAYER_OF
+
+    assert "<!-- generated:modules -->" in (ROOT / "docs" / "design.md").read_text()
+    table = reference.modules_markdown()
+    for module in LAYER_OF:
+        short = module.removeprefix("shiptoolkit.") if module != "shiptoolkit" else "__init__"
+        assert f"`{short}`" in table

@@ -262,13 +262,13 @@ def test_tuning_picks_a_gate_that_rejects_the_empty_images(rect_dataset):
 def test_predict_uses_the_saved_postprocessing_unless_overridden(tmp_path, rect_dataset):
     from shiptoolkit.evaluation import predict_stage
     from shiptoolkit.model_io import save_model
+    from shiptoolkit.rundir import RunDir
     from shiptoolkit.submission import read_submission
-    from shiptoolkit.tuning import save_tuned
 
     run = tmp_path / "run"
     run.mkdir()
     model = save_model(constant_model(32, 0.9), run / "best.keras")  # a ship everywhere at p = 0.9
-    save_tuned({"threshold": 0.95, "min_area": 0, "classifier_threshold": None}, run)
+    RunDir(run).save_tuned({"threshold": 0.95, "min_area": 0, "classifier_threshold": None})
     config = load_config({"predict": {"overlap": 0.0}, "data": {"image_size": 96}})
     images = str(rect_dataset / "train_v2")
     tuned = predict_stage(config, model, run, progress=False, images=images, out=tmp_path / "tuned.csv")

@@ -304,9 +304,9 @@ def test_predict_out_in_readonly_folder_is_a_clean_error(tmp_path, readonly_dir)
 ])
 def test_read_only_or_full_disk_is_a_clean_error(config_file, monkeypatch, error, expected):
     """A read-only file system or a full disk while making the run directory showed an OSError traceback."""
-    def fail(config):
+    def fail(out_dir, name):
         raise error
 
-    monkeypatch.setattr("shiptoolkit.runner.new_run_dir", fail)
+    monkeypatch.setattr("shiptoolkit.rundir.RunDir.create", fail)
     result = CliRunner().invoke(cli, ["run", str(config_file), "--quiet"])
     assert_clean_failure(result, *expected)

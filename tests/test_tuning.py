@@ -137,7 +137,7 @@ def _rect_specs(n=32):
 
 def test_the_test_set_is_never_seen_by_checkpointing_or_tuning(tmp_path, rect_writer, monkeypatch):
     import shiptoolkit.callbacks as callbacks
-    import shiptoolkit.tuning as tuning
+    import shiptoolkit.training as training
     from shiptoolkit.data.source import data_splits
     from shiptoolkit.runner import run
 
@@ -147,7 +147,7 @@ def test_the_test_set_is_never_seen_by_checkpointing_or_tuning(tmp_path, rect_wr
     test_ids, val_ids = set(splits.test.image_ids), set(splits.validation.image_ids)
     assert test_ids and val_ids and not test_ids & val_ids and not test_ids & set(splits.train.image_ids)
     seen: dict[str, set] = {"checkpoint": set(), "tuning": set()}
-    real_score, real_tune = callbacks.score_images, tuning.tune_postprocess
+    real_score, real_tune = callbacks.score_images, training.tune_postprocess
 
     def score_spy(model, index, *args, **kwargs):
         seen["checkpoint"] |= set(index.image_ids)
@@ -158,7 +158,7 @@ def test_the_test_set_is_never_seen_by_checkpointing_or_tuning(tmp_path, rect_wr
         return real_tune(model, index, *args, **kwargs)
 
     monkeypatch.setattr(callbacks, "score_images", score_spy)
-    monkeypatch.setattr(tuning, "tune_postprocess", tune_spy)
+    monkeypatch.setattr(training, "tune_postprocess", tune_spy)  # the name the training stage calls
     result = run(config, progress=False)
     assert seen["checkpoint"] and seen["checkpoint"] <= val_ids
     assert seen["tuning"] == val_ids

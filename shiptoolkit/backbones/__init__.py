@@ -5,9 +5,9 @@ from shiptoolkit.hookspecs import hookimpl
 
 @hookimpl
 def register_backbones(register):
-    from shiptoolkit.backbones.resnet_unet import resnet18_unet, resnet34_unet
+    # Imported here, not at the top: they import Keras, and `import shiptoolkit` must not.
+    from shiptoolkit.backbones.resnet_unet import RESNET_UNETS
     from shiptoolkit.backbones.unet import unet
 
-    register("unet", unet)
-    register("resnet34_unet", resnet34_unet)
-    register("resnet18_unet", resnet18_unet)
+    for factory in (unet, *RESNET_UNETS):
+        register(factory.__name__, factory)

@@ -5,18 +5,8 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from shiptoolkit.backbones.encoders import check_input_shape
 from shiptoolkit.registry import Range, param_ranges
-
-
-def _check_input_shape(input_shape: tuple, divisor: int, name: str) -> tuple:
-    if len(input_shape) != 3 or input_shape[2] != 3:
-        raise ValueError(f"{name} expects input_shape (height, width, 3). Received: input_shape={input_shape}")
-    for side in input_shape[:2]:
-        if side is not None and (side < divisor or side % divisor):
-            lower = max(divisor, side // divisor * divisor)
-            raise ValueError(f"{name} needs height and width divisible by {divisor} (2**depth). Received: "
-                             f"input_shape={input_shape}; nearest valid sizes: {lower}, {lower + divisor}.")
-    return tuple(input_shape)
 
 
 def _conv_block(x, filters: int, batch_norm: bool, name: str):
@@ -61,7 +51,7 @@ def unet(input_shape: tuple = (128, 128, 3), classes: int = 1, base_filters: int
         raise ValueError(f"base_filters must be >= 1. Received: base_filters={base_filters}")
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"dropout must be in [0, 1). Received: dropout={dropout}")
-    input_shape = _check_input_shape(input_shape, 2**depth, "unet")
+    input_shape = check_input_shape(input_shape, 2**depth, "unet")
     inputs = keras.Input(input_shape, name="image")
     x = layers.Rescaling(1.0 / 255, name="rescale")(inputs)
     skips = []

@@ -11,8 +11,11 @@ import click
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from shiptoolkit import __version__
+from shiptoolkit.cli.run_plugins import config_without_run_plugins
+from shiptoolkit.config import prepare_config
 from shiptoolkit.errors import ShiptoolkitError
 from shiptoolkit.plugins import load_local_plugin
+from shiptoolkit.rundir import RunDir
 
 # Where each command writes, for the fix in a "cannot write" message.
 _OUTPUT_OPTION = {"run": "--set run.out_dir=<folder>", "train": "--set run.out_dir=<folder>",
@@ -61,19 +64,13 @@ def model_and_config(config: str | None, model: str | None, run_dir: str | None,
     of its config.toml are not imported (a notice names them) unless `trust_run_plugins` or the
     global --plugin option loaded them.
     """
-    from pathlib import Path
-
-    from shiptoolkit.runner import prepare_config
-
     from_run = bool(run_dir) and not config
     if run_dir:
-        model = model or str(Path(run_dir) / "best.keras")
-        config = config or str(Path(run_dir) / "config.toml")
+        model = model or str(RunDir(run_dir).best)
+        config = config or str(RunDir(run_dir).config)
     if not model:
         raise click.UsageError("Give --model MODEL.keras or --run RUN_DIR.")
     if from_run and not trust_run_plugins:
-        from shiptoolkit.cli.run_plugins import config_without_run_plugins
-
         return model, config_without_run_plugins(config, overrides)
     return model, prepare_config(config or {}, overrides)
 

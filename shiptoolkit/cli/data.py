@@ -8,6 +8,7 @@ import sys
 import click
 
 from shiptoolkit.cli import cli
+from shiptoolkit.data.check import check_dataset
 
 
 @cli.group()
@@ -32,7 +33,6 @@ def check(root: str, csv: str, images: str, size: int, no_images: bool, as_json:
 
         shiptoolkit data check /data/airbus
     """
-    from shiptoolkit.data.check import check_dataset
 
     report = check_dataset(root, csv, images, check_images=not no_images, progress=not as_json, size=size)
     info = report.to_dict()

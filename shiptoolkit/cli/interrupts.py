@@ -9,7 +9,7 @@ import threading
 
 import click
 
-from shiptoolkit.run_state import RunInterrupted
+from shiptoolkit.rundir import RunInterrupted
 
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 

@@ -8,6 +8,7 @@ import warnings
 import click
 
 from shiptoolkit.cli import cli, model_and_config
+from shiptoolkit.evaluation import predict_stage
 
 SHOWN = 20  # skipped images listed with their reason; the rest by name only
 
@@ -40,8 +41,6 @@ def predict(config: str | None, model: str | None, run_dir: str | None, images: 
 
         shiptoolkit predict --run runs/quickstart-20260101-120000 --images test_v2 --out submission.csv
     """
-    from shiptoolkit.evaluation import predict_stage
-
     model, resolved = model_and_config(config, model, run_dir, overrides, trust_run_plugins=trust_run_plugins)
     start = time.perf_counter()
     with warnings.catch_warnings():  # the skipped images are listed below, each with its reason

@@ -8,6 +8,7 @@ import click
 
 from shiptoolkit.cli import cli
 from shiptoolkit.cli.interrupts import exit_on_interrupt
+from shiptoolkit.config import prepare_config
 
 
 @cli.command()
@@ -28,7 +29,7 @@ def run(config: str, overrides: tuple[str, ...], stages: tuple[str, ...], model:
 
         shiptoolkit run examples/quickstart.toml --set train.epochs=1
     """
-    from shiptoolkit.runner import describe, prepare_config
+    from shiptoolkit.runner import describe
     from shiptoolkit.runner import run as run_stages
 
     resolved = prepare_config(config, overrides)

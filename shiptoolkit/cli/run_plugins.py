@@ -13,16 +13,8 @@ from pathlib import Path
 
 import click
 
-from shiptoolkit.config import Config
-from shiptoolkit.runner import prepare_config
-
-
-def plugin_name(spec: str, base_dir: Path) -> str:
-    """The name `shiptoolkit.plugins.load_local_plugin` registers `spec` under (to see it is loaded)."""
-    if spec.endswith(".py"):
-        path = Path(spec)
-        return f"local:{(path if path.is_absolute() else base_dir / path).resolve()}"
-    return spec
+from shiptoolkit.config import Config, prepare_config
+from shiptoolkit.plugins import is_loaded
 
 
 def config_without_run_plugins(path: str | Path, overrides: tuple[str, ...] | list[str]) -> Config:
@@ -32,11 +24,9 @@ def config_without_run_plugins(path: str | Path, overrides: tuple[str, ...] | li
     checks; the skipped modules are dropped from the returned config, so that no later stage
     (e.g. `runner.run`, which loads a config's plugins) imports them either.
     """
-    from shiptoolkit.plugins import pm
-
     config = prepare_config(path, overrides, load_plugins=False)
-    modules = config["plugins"]["modules"]
-    loaded = [spec for spec in modules if pm.get_plugin(plugin_name(spec, config.base_dir)) is not None]
+    modules = config.settings.plugins.modules
+    loaded = [spec for spec in modules if is_loaded(spec, config.base_dir)]
     skipped = [spec for spec in modules if spec not in loaded]
     if not skipped:  # nothing from the run would be imported: validate its components as usual
         return prepare_config(path, overrides)
@@ -47,5 +37,5 @@ def config_without_run_plugins(path: str | Path, overrides: tuple[str, ...] | li
                f"{str(path)!r}: a run directory from elsewhere would run their code. Prediction does not need "
                f"them unless the model uses their layers. If you trust this run, pass --trust-run-plugins, or "
                f"load a module yourself: shiptoolkit --plugin {example} <command> ...", err=True)
-    values = {**config.values, "plugins": {**config["plugins"], "modules": loaded}}
+    values = {**config.values, "plugins": {**config.values["plugins"], "modules": loaded}}
     return Config(values, config.source, config.overrides)

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from shiptoolkit.cli import cli
+from shiptoolkit.scoring import score_submission
 
 
 def format_summary(summary: dict) -> str:
@@ -56,7 +57,6 @@ def score(submission: str, truth: str, per_image: str | None, overwrite: bool, l
 
         shiptoolkit score runs/exp-20260101-120000/submission.csv truth.csv --per-image scores.csv
     """
-    from shiptoolkit.scoring import score_submission
 
     if per_image:  # checked before scoring: a refusal should not cost a whole scoring pass
         check_new_file(per_image, "--per-image", overwrite, inputs=(submission, truth))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import click
 
 from shiptoolkit.cli import cli
+from shiptoolkit.data.synth import generate_dataset
+from shiptoolkit.errors import ShiptoolkitError
 
 
 @cli.command()
@@ -27,8 +29,6 @@ def synth(out: str, images: int, seed: int, empty_fraction: float, size: int, wo
 
         shiptoolkit synth /tmp/ships --images 200 --seed 1
     """
-    from shiptoolkit.data.synth import generate_dataset
-    from shiptoolkit.errors import ShiptoolkitError
 
     try:
         summary = generate_dataset(out, images=images, seed=seed, empty_fraction=empty_fraction,

@@ -6,6 +6,8 @@ import click
 
 from shiptoolkit.cli import cli
 from shiptoolkit.cli.interrupts import exit_on_interrupt
+from shiptoolkit.config import prepare_config
+from shiptoolkit.rundir import RunDir
 
 
 @cli.command()
@@ -23,7 +25,6 @@ def train(config: str | None, overrides: tuple[str, ...], resume: str | None, qu
 
         shiptoolkit train --resume runs/resnet34_mixed-20260101-120000 --set train.epochs=30
     """
-    from shiptoolkit.runner import prepare_config
     from shiptoolkit.training import train as train_stage
 
     if not config and not resume:
@@ -33,8 +34,9 @@ def train(config: str | None, overrides: tuple[str, ...], resume: str | None, qu
         result = train_stage(resolved, resume=resume, overrides=list(overrides), progress=not quiet)
     click.echo(f"run directory: {result.run_dir}")
     click.echo(f"  best model:   {result.best_model_path}")
-    click.echo(f"  history:      {result.run_dir / 'history.csv'} (plot: history.png)")
-    skipped = result.run_dir / "skipped.csv"
+    run = RunDir(result.run_dir)
+    click.echo(f"  history:      {run.history} (plot: {run.history_plot.name})")
+    skipped = run.skipped
     if skipped.is_file():
         rows = skipped.read_text().count("\n") - 1
         click.echo(f"  skipped {rows} image(s) (data.on_error = \"skip\"): listed in {skipped}")

@@ -23,6 +23,7 @@ import numpy as np
 
 from shiptoolkit.data.rle import SHAPE, parse_rle, rles_to_labels, rles_to_mask
 from shiptoolkit.errors import DataError
+from shiptoolkit.instances import seam_pixels
 
 CSV_NAME = "train_ship_segmentations_v2.csv"
 IMAGES_DIR = "train_v2"
@@ -180,7 +181,6 @@ class AirbusIndex:
     def mask(self, image_id: str) -> np.ndarray:
         """Union of the image's ships as a (H, W) uint8 0/1 mask (2 on seams when `seams` is on)."""
         if self.seams and len(self[image_id].rles) > 1:
-            from shiptoolkit.instances import seam_pixels
 
             labels = self.labels(image_id)
             return (labels > 0).astype(np.uint8) + seam_pixels(labels).astype(np.uint8)

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from shiptoolkit.data.airbus import CSV_NAME, IMAGES_DIR, AirbusIndex, Problem
-from shiptoolkit.data.rle import parse_many, rles_to_mask
+from shiptoolkit.data.rle import parse_many, parse_rle, rles_to_mask
 from shiptoolkit.errors import DataError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
@@ -150,7 +150,6 @@ def _csv_lines(csv_path: Path) -> dict[tuple[str, str], int]:
 
 
 def _bad_rle_rows(index: AirbusIndex):
-    from shiptoolkit.data.rle import parse_rle
 
     for record in index:
         for rle in record.rles:

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from shiptoolkit.data.airbus import AirbusIndex
+from shiptoolkit.data.tables import read_csv_columns
 from shiptoolkit.errors import DataError
 
 HASH_SIDE = 16  # thumbnail side: 256 bits per tile, so unrelated textured tiles practically never collide
@@ -139,7 +140,6 @@ def read_groups_csv(path: str | Path, index: AirbusIndex) -> dict[str, str]:
     Raises:
         DataError: naming the file and what is wrong with it.
     """
-    from shiptoolkit.data.tables import read_csv_columns
 
     path = Path(path).expanduser()
     frame = read_csv_columns(path, ("ImageId", "group"), "Groups (data.groups_csv; leave it empty to find groups "

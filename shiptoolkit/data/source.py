@@ -12,6 +12,7 @@ import numpy as np
 
 from shiptoolkit.config import Config
 from shiptoolkit.data.airbus import AirbusIndex
+from shiptoolkit.data.groups import find_groups, read_groups_csv, split_by_group
 from shiptoolkit.data.split import split_by_image
 from shiptoolkit.data.synth import MARKER, generate_dataset
 from shiptoolkit.errors import ConfigError, DataError
@@ -48,19 +49,19 @@ class DataSplits:
 
 
 def synthetic_path(config: Config, test: bool = False) -> Path:
-    d = config["data"]
+    d = config.settings.data
     images, seed = _synthetic_params(config, test)
-    name = f"synthetic-{images}-{seed}-{d['synthetic_empty_fraction']}-{d['image_size']}"
-    if d["synthetic_overlap_fraction"] and not test:  # only then, so earlier caches keep their names
-        name += f"-overlap{d['synthetic_overlap_fraction']}"
-    return Path(d["cache_dir"]).expanduser() / name
+    name = f"synthetic-{images}-{seed}-{d.synthetic_empty_fraction}-{d.image_size}"
+    if d.synthetic_overlap_fraction and not test:  # only then, so earlier caches keep their names
+        name += f"-overlap{d.synthetic_overlap_fraction}"
+    return Path(d.cache_dir).expanduser() / name
 
 
 def _synthetic_params(config: Config, test: bool) -> tuple[int, int]:
-    d = config["data"]
+    d = config.settings.data
     if test:
-        return d["synthetic_test_images"], d["synthetic_seed"] + TEST_SEED_OFFSET
-    return d["synthetic_images"], d["synthetic_seed"]
+        return d.synthetic_test_images, d.synthetic_seed + TEST_SEED_OFFSET
+    return d.synthetic_images, d.synthetic_seed
 
 
 def ensure_synthetic(config: Config, progress: bool = True, test: bool = False) -> Path:
@@ -70,7 +71,7 @@ def ensure_synthetic(config: Config, progress: bool = True, test: bool = False) 
     Generation goes to a temporary folder renamed into place at the end, so an interrupted
     generation is never mistaken for a finished one.
     """
-    d = config["data"]
+    d = config.settings.data
     path = synthetic_path(config, test)
     if (path / MARKER).is_file():
         return path
@@ -78,9 +79,9 @@ def ensure_synthetic(config: Config, progress: bool = True, test: bool = False) 
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".partial-", dir=path.parent))
     try:
-        generate_dataset(tmp / "data", images=images, seed=seed, empty_fraction=d["synthetic_empty_fraction"],
-                         size=d["image_size"], progress=progress,
-                         overlap_fraction=0.0 if test else d["synthetic_overlap_fraction"])
+        generate_dataset(tmp / "data", images=images, seed=seed, empty_fraction=d.synthetic_empty_fraction,
+                         size=d.image_size, progress=progress,
+                         overlap_fraction=0.0 if test else d.synthetic_overlap_fraction)
         if path.exists():  # a finished twin appeared meanwhile (another process): keep it
             return path
         os.replace(tmp / "data", path)
@@ -90,27 +91,27 @@ def ensure_synthetic(config: Config, progress: bool = True, test: bool = False) 
 
 
 def _shape(config: Config) -> tuple[int, int]:
-    return config["data"]["image_size"], config["data"]["image_size"]
+    return config.settings.data.image_size, config.settings.data.image_size
 
 
 def _open(config: Config, root: Path) -> AirbusIndex:
-    d = config["data"]
-    index = AirbusIndex.from_kaggle(root, d["csv"], d["images"], d["on_error"], _shape(config))
+    d = config.settings.data
+    index = AirbusIndex.from_kaggle(root, d.csv, d.images, d.on_error, _shape(config))
     index.validate(check_images=False)
     return index
 
 
 def open_dataset(config: Config, progress: bool = True) -> AirbusIndex:
     """The index of the config's data (RLEs validated up front; images are checked as they are read)."""
-    d = config["data"]
-    if d["path"] == "synthetic":
+    d = config.settings.data
+    if d.path == "synthetic":
         index = AirbusIndex.from_kaggle(ensure_synthetic(config, progress), shape=_shape(config))
         index.validate(check_images=False)
     else:
-        index = _open(config, Path(d["path"]).expanduser())
-    if d["max_images"] and d["max_images"] < len(index):
+        index = _open(config, Path(d.path).expanduser())
+    if d.max_images and d.max_images < len(index):
         problems = index.problems
-        index = stratified_subset(index, d["max_images"], config["run"]["seed"])
+        index = stratified_subset(index, d.max_images, config.settings.run.seed)
         index.problems = list(problems)  # what was skipped is still reported
     return index
 
@@ -134,31 +135,31 @@ def data_splits(config: Config, progress: bool = True) -> DataSplits:
     out of the data by a fixed seed, by group with split = "groups") or, for synthetic data, an
     independent synthetic dataset; validation is then split from the rest with run.seed.
     """
-    d, seed = config["data"], config["run"]["seed"]
+    d, seed = config.settings.data, config.settings.run.seed
     index = open_dataset(config, progress)
     if not len(index):
         skipped = f" ({len(index.problems)} skipped: {index.problems[0].message})" if index.problems else ""
-        raise DataError(f"The dataset at data.path={d['path']!r} has no usable image{skipped}: its CSV "
-                        f"{d['csv']!r} lists none (a header only?). Point data.path at a folder in the Kaggle "
+        raise DataError(f"The dataset at data.path={d.path!r} has no usable image{skipped}: its CSV "
+                        f"{d.csv!r} lists none (a header only?). Point data.path at a folder in the Kaggle "
                         "layout, or use data.path = \"synthetic\".")
     test, test_source = None, ""
-    groups = _groups(config, index, progress) if d["split"] == "groups" else None
-    if d["test_fraction"]:
-        index, test = _split(index, groups, d["test_fraction"], TEST_SPLIT_SEED)
-        test_source = f"data.test_fraction={d['test_fraction']} of {d['path']}"
-    if d["test_path"]:
+    groups = _groups(config, index, progress) if d.split == "groups" else None
+    if d.test_fraction:
+        index, test = _split(index, groups, d.test_fraction, TEST_SPLIT_SEED)
+        test_source = f"data.test_fraction={d.test_fraction} of {d.path}"
+    if d.test_path:
         if test is not None:
             raise ConfigError("Set data.test_path or data.test_fraction, not both: one test set.")
-        test = _open(config, Path(d["test_path"]).expanduser())
-        test_source = f"data.test_path={d['test_path']}"
-    elif test is None and d["path"] == "synthetic" and d["synthetic_test_images"]:
+        test = _open(config, Path(d.test_path).expanduser())
+        test_source = f"data.test_path={d.test_path}"
+    elif test is None and d.path == "synthetic" and d.synthetic_test_images:
         test = AirbusIndex.from_kaggle(ensure_synthetic(config, progress, test=True), shape=_shape(config))
-        test_source = (f"independent synthetic set ({d['synthetic_test_images']} images, seed "
-                       f"{d['synthetic_seed'] + TEST_SEED_OFFSET})")
-    train, validation = _split(index, groups, d["val_fraction"], seed)
+        test_source = (f"independent synthetic set ({d.synthetic_test_images} images, seed "
+                       f"{d.synthetic_seed + TEST_SEED_OFFSET})")
+    train, validation = _split(index, groups, d.val_fraction, seed)
     if not len(train):
-        raise DataError(f"No training images are left after holding out data.test_fraction={d['test_fraction']} and "
-                        f"data.val_fraction={d['val_fraction']} of {len(index)} image(s): lower them, or add images.")
+        raise DataError(f"No training images are left after holding out data.test_fraction={d.test_fraction} and "
+                        f"data.val_fraction={d.val_fraction} of {len(index)} image(s): lower them, or add images.")
     problems = list(index.problems) + (list(test.problems) if test is not None else [])
     return DataSplits(train, validation, test, test_source, problems)
 
@@ -172,16 +173,12 @@ def train_val_indexes(config: Config, progress: bool = True) -> tuple[AirbusInde
 def _split(index: AirbusIndex, groups: dict[str, str] | None, fraction: float, seed: int):
     if groups is None:
         return split_by_image(index, fraction, seed)
-    from shiptoolkit.data.groups import split_by_group
-
     return split_by_group(index, {i: groups[i] for i in index.image_ids}, fraction, seed)
 
 
 def _groups(config: Config, index: AirbusIndex, progress: bool) -> dict[str, str]:
-    from shiptoolkit.data.groups import find_groups, read_groups_csv
-
-    d = config["data"]
-    if d["groups_csv"]:
-        root = synthetic_path(config) if d["path"] == "synthetic" else Path(d["path"]).expanduser()
-        return read_groups_csv(root / d["groups_csv"], index)
-    return find_groups(index, progress=progress, workers=config["train"]["workers"])
+    d = config.settings.data
+    if d.groups_csv:
+        root = synthetic_path(config) if d.path == "synthetic" else Path(d.path).expanduser()
+        return read_groups_csv(root / d.groups_csv, index)
+    return find_groups(index, progress=progress, workers=config.settings.train.workers)

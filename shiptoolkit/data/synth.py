@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from shiptoolkit.data.airbus import CSV_NAME, IMAGES_DIR
 from shiptoolkit.data.rle import rle_encode
@@ -234,6 +235,29 @@ def generate_dataset(out: str | Path, images: int = 1000, seed: int = 0, empty_f
             multiples of size // 3; when that is a multiple of 16 (96, 192, 384, 768) the shared tiles
             stay aligned to JPEG blocks, decode identically, and `data.groups` finds them.
     """
+    _check_arguments(images, empty_fraction, size, overlap_fraction)
+    out = Path(out).expanduser()
+    if out.exists() and any(out.iterdir()):
+        raise DataError(f"{str(out)!r} is not empty; synth never overwrites. Choose a new folder.")
+    image_dir = out / IMAGES_DIR
+    image_dir.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    scenes = _scenes(images, seed, overlap_fraction)
+    jobs = _jobs(images, seed, empty_fraction, size, image_dir, scenes, workers)
+    rows = _render(jobs, images, workers, progress)
+    order = {image_id(seed, i): i for i in range(images)}
+    rows.sort(key=lambda row: order[row[0]])  # CSV in image order, however the work was cut
+    _write_tables(out, rows, scenes, seed)
+    summary = SynthSummary(out, images, sum(1 for _, r in rows if not r), sum(len(r) for _, r in rows),
+                           round(time.perf_counter() - start, 2))
+    params = {"images": images, "seed": seed, "empty_fraction": empty_fraction, "size": size}
+    if overlap_fraction:
+        params["overlap_fraction"] = overlap_fraction
+    (out / MARKER).write_text(json.dumps({**params, **asdict(summary), "path": str(out)}, indent=2))
+    return summary
+
+
+def _check_arguments(images: int, empty_fraction: float, size: int, overlap_fraction: float) -> None:
     if images < 1:
         raise ValueError(f"images must be >= 1. Received: images={images}")
     if not 0.0 <= empty_fraction <= 1.0:
@@ -242,37 +266,40 @@ def generate_dataset(out: str | Path, images: int = 1000, seed: int = 0, empty_f
         raise ValueError(f"size must be >= 32. Received: size={size}")
     if not 0.0 <= overlap_fraction <= 1.0:
         raise ValueError(f"overlap_fraction must be in [0, 1]. Received: overlap_fraction={overlap_fraction}")
-    out = Path(out).expanduser()
-    if out.exists() and any(out.iterdir()):
-        raise DataError(f"{str(out)!r} is not empty; synth never overwrites. Choose a new folder.")
-    image_dir = out / IMAGES_DIR
-    image_dir.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
+
+
+def _jobs(images: int, seed: int, empty_fraction: float, size: int, image_dir: Path, scenes: list,
+          workers: int | None) -> list:
+    """The rendering work in chunks: single images, then the crops of each shared scene."""
     # Exactly round(images * empty_fraction) empty images, at positions fixed by the seed.
     empty = np.zeros(images, bool)
     empty[np.random.default_rng([seed, 2**31]).permutation(images)[:round(images * empty_fraction)]] = True
     workers = max(1, min(workers or os.cpu_count() or 1, images))
     chunk = max(1, min(32, images // (workers * 4) or 1))
-    scenes = _scenes(images, seed, overlap_fraction)
     in_scene = {i for scene in scenes for i in scene}
     singles = [i for i in range(images) if i not in in_scene]
     jobs = [(_render_chunk, (seed, singles[a:a + chunk], [not empty[i] for i in singles[a:a + chunk]], size,
                              str(image_dir))) for a in range(0, len(singles), chunk)]
-    jobs += [(_render_crops, (seed, scene, not empty[scene[0]], size, str(image_dir))) for scene in scenes]
-    rows: list[tuple[str, list[str]]] = []
-    from tqdm import tqdm
+    return jobs + [(_render_crops, (seed, scene, not empty[scene[0]], size, str(image_dir))) for scene in scenes]
 
+
+def _render(jobs: list, images: int, workers: int | None, progress: bool) -> list[tuple[str, list[str]]]:
+    """Run the jobs in worker processes (the output does not depend on how many); (image id, RLEs) rows."""
+    workers = max(1, min(workers or os.cpu_count() or 1, images))
+    rows: list[tuple[str, list[str]]] = []
     bar = tqdm(total=images, desc="synth", unit="img", disable=not progress)
     pool = ProcessPoolExecutor(workers) if workers > 1 else None
-    results = pool.map(_call, jobs) if pool else map(_call, jobs)
-    for part in results:
+    for part in pool.map(_call, jobs) if pool else map(_call, jobs):
         rows.extend(part)
         bar.update(len(part))
     bar.close()
     if pool:
         pool.shutdown()
-    order = {image_id(seed, i): i for i in range(images)}
-    rows.sort(key=lambda row: order[row[0]])  # CSV in image order, however the work was cut
+    return rows
+
+
+def _write_tables(out: Path, rows: list[tuple[str, list[str]]], scenes: list, seed: int) -> None:
+    """The segmentation CSV (one row per ship, an empty row per empty image) and, with scenes, scenes.csv."""
     lines = ["ImageId,EncodedPixels"]
     for name, rles in rows:
         lines.extend(f"{name},{rle}" for rle in rles) if rles else lines.append(f"{name},")
@@ -281,10 +308,3 @@ def generate_dataset(out: str | Path, images: int = 1000, seed: int = 0, empty_f
         scene_of = {image_id(seed, i): f"scene{k}" for k, scene in enumerate(scenes) for i in scene}
         (out / "scenes.csv").write_text("ImageId,scene\n" + "".join(f"{name},{scene_of.get(name, name)}\n"
                                                                    for name, _ in rows))
-    summary = SynthSummary(out, images, sum(1 for _, r in rows if not r), sum(len(r) for _, r in rows),
-                           round(time.perf_counter() - start, 2))
-    params = {"images": images, "seed": seed, "empty_fraction": empty_fraction, "size": size}
-    if overlap_fraction:
-        params["overlap_fraction"] = overlap_fraction
-    (out / MARKER).write_text(json.dumps({**params, **asdict(summary), "path": str(out)}, indent=2))
-    return summary

@@ -1,6 +1,8 @@
 """shiptoolkit: plugin-based ship segmentation for the Kaggle Airbus Ship Detection data.
 
 The public API. Heavy modules (Keras, TensorFlow) are imported only when a function needs them.
+TensorFlow comes from one extra, `shiptoolkit[cpu]` or `shiptoolkit[gpu]`: without it the package
+still imports, and the first stage that needs TensorFlow says which extra to install.
 
 Example:
     >>> import shiptoolkit
@@ -10,6 +12,8 @@ Example:
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 from typing import Any
 
 from shiptoolkit.config import Config, load_config
@@ -24,7 +28,31 @@ from shiptoolkit.hookspecs import hookimpl
 from shiptoolkit.plugins import get_registry, load_local_plugin, register_plugin, unregister_plugin
 from shiptoolkit.registry import Range, param_ranges
 
+# The one place the version is written: pyproject.toml reads it from here (statically, importing nothing).
 __version__ = "0.1.0"
+
+TENSORFLOW_MISSING = (
+    "TensorFlow is not installed, and shiptoolkit needs it to train, predict and evaluate. Install one build "
+    "(not both): pip install 'shiptoolkit[cpu]' (CPU), or pip install 'shiptoolkit[gpu]' (NVIDIA GPU, CUDA from "
+    "pip); from a source checkout: pip install -e '.[cpu]'. A TensorFlow you installed yourself works too.")
+
+
+class TensorFlowMissingError(ShiptoolkitError, ModuleNotFoundError):
+    """TensorFlow cannot be imported (e.g. `pip install shiptoolkit` without the `cpu` or `gpu` extra)."""
+
+
+def tensorflow_installed() -> bool:
+    """Whether `import tensorflow` can find a TensorFlow. Looks it up without importing it (fast)."""
+    try:
+        return importlib.util.find_spec("tensorflow") is not None
+    except (ImportError, ValueError):  # a finder that refuses it, or sys.modules["tensorflow"] = None
+        return False
+
+
+def require_tensorflow() -> None:
+    """Raise `TensorFlowMissingError`, which names the extra to install, when TensorFlow is missing."""
+    if not tensorflow_installed():
+        raise TensorFlowMissingError(TENSORFLOW_MISSING, name="tensorflow")
 
 __all__ = [
     "Config",
@@ -40,6 +68,7 @@ __all__ = [
     "PluginError",
     "Range",
     "ShiptoolkitError",
+    "TensorFlowMissingError",
     "UnknownComponentError",
     "__version__",
     "create_component",
@@ -50,6 +79,8 @@ __all__ = [
     "load_local_plugin",
     "param_ranges",
     "register_plugin",
+    "require_tensorflow",
+    "tensorflow_installed",
     "unregister_plugin",
 ]
 
@@ -78,8 +109,12 @@ _LAZY = {
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        import importlib
-
         module, attr = _LAZY[name]
-        return getattr(importlib.import_module(module), attr)
+        try:
+            loaded = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != "tensorflow":
+                raise
+            raise TensorFlowMissingError(TENSORFLOW_MISSING, name="tensorflow") from exc
+        return getattr(loaded, attr)
     raise AttributeError(f"module 'shiptoolkit' has no attribute {name!r}")

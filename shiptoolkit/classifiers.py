@@ -50,7 +50,10 @@ def resnet34_classifier(input_shape: tuple = (256, 256, 3), encoder_weights: str
 
     Args:
         input_shape: (height, width, 3), sides divisible by 32 (set from classifier.image_size).
-        encoder_weights: path of an `.h5` file to load by layer name (nothing is downloaded).
+        encoder_weights: "imagenet" for classification_models' ImageNet encoder weights
+            (`resnet34_imagenet_1000_no_top.h5`, downloaded once into ~/.keras/shiptoolkit and
+            md5-checked; SHIPTOOLKIT_WEIGHTS_URL sets a mirror), or the path of an `.h5` file to
+            load by layer name (a path is never downloaded), or None / "" for random weights.
         encoder_freeze: freeze the encoder (BatchNormalization layers stay trainable).
         dropout: dropout rate before the output layer.
     """
@@ -64,7 +67,10 @@ def resnet18_classifier(input_shape: tuple = (256, 256, 3), encoder_weights: str
 
     Args:
         input_shape: (height, width, 3), sides divisible by 32 (set from classifier.image_size).
-        encoder_weights: path of an `.h5` file to load by layer name (nothing is downloaded).
+        encoder_weights: "imagenet" for classification_models' ImageNet encoder weights
+            (`resnet18_imagenet_1000_no_top.h5`, downloaded once into ~/.keras/shiptoolkit and
+            md5-checked), or the path of an `.h5` file to load by layer name, or None / "" (see
+            `resnet34_classifier`).
         encoder_freeze: freeze the encoder (BatchNormalization layers stay trainable).
         dropout: dropout rate before the output layer.
     """

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from shiptoolkit.errors import ConfigError
+from shiptoolkit.examples_index import resolve_config_path
 from shiptoolkit.plugins import get_registry, load_local_plugin
 from shiptoolkit.rundir import RunDir
 from shiptoolkit.schema import COMPONENT_SECTIONS, RUN_NAME_RE, SCHEMA, Key, Section  # noqa: F401  (re-exported)
@@ -131,9 +132,7 @@ def load_config(source: str | Path | Mapping[str, Any] | None = None, overrides:
     elif isinstance(source, Mapping):
         raw = copy.deepcopy(dict(source))
     else:
-        path = Path(source)
-        if not path.is_file():
-            raise ConfigError(f"Config file {str(path)!r} not found.")
+        path = resolve_config_path(source)  # a file, or a packaged example by name ("quickstart")
         try:
             raw = tomllib.loads(path.read_text(encoding="utf-8-sig"))  # TOML is UTF-8; -sig: a BOM is fine
         except UnicodeDecodeError as exc:
@@ -185,6 +184,10 @@ def validate(raw: Mapping[str, Any], where: str = "config", check_components: bo
     _check_cross_fields(out, where)
     if check_components:
         _check_sampler_size(out, where)
+        callbacks = get_registry("callback")
+        for name in out["train"]["callbacks"]:
+            if name not in callbacks:  # named now, in --dry-run, not when a fit starts
+                raise ConfigError(f"{where}: train.callbacks: {callbacks._unknown_message(name)}")
     return out
 
 

@@ -7,11 +7,13 @@ near-black input. Every error here names the component, its plugin and the rule 
 
 from __future__ import annotations
 
+import inspect
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from shiptoolkit.errors import PluginError, ShiptoolkitError
+from shiptoolkit.errors import ConfigError, PluginError, ShiptoolkitError
 from shiptoolkit.plugins import get_registry
 
 PAIRS_CHECKED = 2  # the first pairs of an epoch: enough to catch a wrong dtype, size or channel count
@@ -29,6 +31,52 @@ def build_component(kind: str, name: str, *args: Any, **params: Any) -> Any:
         shown = ", ".join(f"{k}={v!r}" for k, v in params.items() if k not in registry.reserved and k != "index")
         raise PluginError(f"{kind} {name!r} (plugin {component.plugin!r}) failed to build with "
                           f"{shown or 'no parameters'}: {type(exc).__name__}: {exc}") from exc
+
+
+def build_callbacks(config: Any, run_dir: str | Path, stage: str) -> list:
+    """The Keras callbacks `train.callbacks` names, built by their plugins' factories for one fit.
+
+    Every name is checked first (an unknown one lists the registered callbacks). A factory gets
+    `(config, run_dir)`, and `stage=` ("segmenter" or "classifier") when it accepts it; one that
+    returns None is left out. A factory that raises, or returns something that is not a
+    `keras.callbacks.Callback`, is a `PluginError` naming the callback and its plugin.
+    """
+    import keras  # only training calls this: the modules that import contracts stay light
+
+    registry, names = get_registry("callback"), list(config.settings.train.callbacks)
+    doubled = sorted({name for name in names if names.count(name) > 1})
+    if doubled:
+        raise ConfigError(f"train.callbacks names {', '.join(map(repr, doubled))} more than once. "
+                          f"Received: train.callbacks={names!r}")
+    components = [registry.get(name) for name in names]  # UnknownComponentError lists the known ones
+    built = []
+    for component in components:
+        registry.check_params(component.name, {})  # a factory must need nothing but what shiptoolkit passes
+        where = f"callback {component.name!r} (plugin {component.plugin!r})"
+        try:
+            takes_stage = _accepts(component.factory, "stage")
+            callback = (component.factory(config, Path(run_dir), stage=stage) if takes_stage
+                        else component.factory(config, Path(run_dir)))
+        except ShiptoolkitError:
+            raise
+        except Exception as exc:
+            raise PluginError(f"{where} failed to build for the {stage}: {type(exc).__name__}: {exc}") from exc
+        if callback is None:  # the factory opted out (e.g. only for the segmenter)
+            continue
+        if not isinstance(callback, keras.callbacks.Callback):
+            raise PluginError(f"{where} returned {type(callback).__name__}, not a keras.callbacks.Callback "
+                              "(or None to leave this fit out).")
+        built.append(callback)
+    return built
+
+
+def _accepts(factory: Any, name: str) -> bool:
+    """Whether `factory` takes a keyword argument `name` (by name or through **kwargs)."""
+    try:
+        params = inspect.signature(factory).parameters
+    except (TypeError, ValueError):  # no signature to read (some builtins): pass the documented two only
+        return False
+    return name in params or any(p.kind == p.VAR_KEYWORD for p in params.values())
 
 
 def check_sampler(sampler: Any, name: str, seams: bool = False) -> None:

@@ -15,7 +15,7 @@ import keras
 from shiptoolkit.augment import build_augment
 from shiptoolkit.callbacks import fit_callbacks
 from shiptoolkit.config import Config
-from shiptoolkit.contracts import build_component
+from shiptoolkit.contracts import build_callbacks, build_component
 from shiptoolkit.pipeline import ShipLabelBatches
 from shiptoolkit.plots import plot_history
 from shiptoolkit.rundir import RunDir
@@ -42,6 +42,7 @@ def train_classifier(config: Config, run_dir: str | Path, train_index, val_index
     monitor = "val_loss" if val_batches is not None else "loss"
     best = keras.callbacks.ModelCheckpoint(run.classifier, monitor=monitor, save_best_only=True)
     callbacks = fit_callbacks(best, run.classifier_history, monitor, early_stopping_patience=c.early_stopping_patience)
+    callbacks += build_callbacks(config, run.path, "classifier")  # the plugins' ones train.callbacks names
     model.fit(train_batches, validation_data=val_batches, epochs=c.epochs, callbacks=callbacks,
               verbose=1 if progress else 0)
     plot_history(run.classifier_history, run.classifier_history_plot)

@@ -1,9 +1,10 @@
 """The plugin hooks. A plugin implements any of them with `@shiptoolkit.hookimpl`.
 
-Each hook is a "register callback": it receives a `register(name, factory, override=False)`
-function and calls it once per component. Built-in components register through these same hooks.
-pluggy lets an implementation accept fewer arguments than the spec, so arguments can be added
-later without breaking plugins.
+Each component hook is a "register callback": it receives a `register(name, factory,
+override=False)` function and calls it once per component. Built-in components register through
+these same hooks. `register_commands(cli)` instead receives the click group of the `shiptoolkit`
+command, as simonw/llm's hook of that name does. pluggy lets an implementation accept fewer
+arguments than the spec, so arguments can be added later without breaking plugins.
 
 Example (a local plugin module `my_plugin.py`):
 
@@ -17,9 +18,12 @@ Example (a local plugin module `my_plugin.py`):
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
+
+if TYPE_CHECKING:  # click is a dependency of the CLI, not of the hooks
+    import click
 
 hookspec = pluggy.HookspecMarker("shiptoolkit")
 hookimpl = pluggy.HookimplMarker("shiptoolkit")
@@ -69,4 +73,29 @@ def register_classifiers(register: Register) -> None:
 
     `register(name, fn)`: `fn(input_shape, **params)` returns a `keras.Model` mapping a batch of
     RGB images in 0..255 to one sigmoid output per image: the probability that it holds a ship.
+    """
+
+
+@hookspec
+def register_callbacks(register: Register) -> None:
+    """Register Keras callbacks, e.g. experiment loggers (MLflow, Weights & Biases), selected by name
+    with `train.callbacks = ["name", ...]`.
+
+    `register(name, factory)`: `factory(config, run_dir)` returns a `keras.callbacks.Callback`, or
+    None to opt out. It is called once per fit: for the segmenter, and for the classifier when the
+    config has a [classifier]; a factory that also accepts `stage` gets "segmenter" or
+    "classifier". `run_dir` is the run directory (a `Path`) to write into. Its callbacks come after
+    shiptoolkit's own, so their logs hold `val_f2`. Import Keras inside the factory, not at module
+    top, so that `shiptoolkit --help` stays fast.
+    """
+
+
+@hookspec
+def register_commands(cli: click.Group) -> None:
+    """Add commands to the `shiptoolkit` command line.
+
+    `cli` is its click group: decorate functions with `@cli.command()` (or `@cli.group()` for
+    several). A plugin's commands are looked up when a name is not a built-in command, and listed
+    by `shiptoolkit --help`; a name that is already taken is an error naming the plugin. Import
+    heavy modules (Keras) inside the command, not in the hook.
     """

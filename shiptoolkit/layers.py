@@ -18,10 +18,11 @@ LAYERS: list[tuple[str, str, tuple[str, ...]]] = [
     ("base", "exceptions, the config schema, hook specifications, pure helpers", (
         "errors", "schema", "hookspecs", "layers", "docstrings", "data.rle", "instances", "plots", "keras_metrics")),
     ("core", "registries, validated config and typed settings, plugins, the run directory", (
-        "registry", "config", "settings", "plugins", "rundir", "submission", "augment")),
+        "registry", "config", "settings", "plugins", "rundir", "submission", "augment", "examples_index")),
     ("components", "data, models, losses, metrics: what plugins register and runs build", (
         "data", "data.airbus", "data.split", "data.tables", "data.synth", "data.groups", "data.check", "data.source",
         "backbones", "backbones.encoders", "backbones.unet", "backbones.resnet_unet", "backbones.legacy_h5",
+        "backbones.pretrained",
         "classifiers", "losses", "metrics", "competition", "scoring", "model_io", "model_checks",
         "samplers", "samplers.base", "samplers.patches", "samplers.mixed", "samplers.ship_patches",
         "samplers.full_images", "contracts", "pipeline")),

@@ -10,6 +10,7 @@ import importlib
 import importlib.util
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -35,12 +36,14 @@ KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
     "loss": ("register_losses", ()),
     "metric": ("register_metrics", ()),
     "classifier": ("register_classifiers", ("input_shape",)),
+    "callback": ("register_callbacks", ("config", "run_dir", "stage")),  # chosen by train.callbacks
 }
 
 pm = pluggy.PluginManager("shiptoolkit")
 pm.add_hookspecs(hookspecs)
 _registries: dict[str, Registry] | None = None
-_loaded = False
+_builtins_loaded = False
+_installed_loaded = False
 
 
 def load_plugins() -> None:
@@ -49,12 +52,24 @@ def load_plugins() -> None:
     `SHIPTOOLKIT_LOAD_PLUGINS` is a comma-separated list of distribution names to load; an empty
     value loads none (built-ins are always loaded).
     """
-    global _loaded
-    if _loaded:
+    global _builtins_loaded
+    if not _builtins_loaded:
+        _builtins_loaded = True
+        for name in DEFAULT_PLUGINS:
+            pm.register(importlib.import_module(name), name=name)
+    load_installed_plugins()
+
+
+def load_installed_plugins() -> None:
+    """Load the installed plugins (entry-point group "shiptoolkit") once, without the built-ins.
+
+    The CLI looks for plugin commands with this alone: the built-ins import Keras and add no
+    command, so `shiptoolkit --help` stays fast. Hooks see built-ins first whatever the load order.
+    """
+    global _installed_loaded
+    if _installed_loaded:
         return
-    _loaded = True
-    for name in DEFAULT_PLUGINS:
-        pm.register(importlib.import_module(name), name=name)
+    _installed_loaded = True
     wanted = os.environ.get("SHIPTOOLKIT_LOAD_PLUGINS")
     if wanted is None:
         try:
@@ -67,11 +82,36 @@ def load_plugins() -> None:
 
     names = {n.strip() for n in wanted.split(",") if n.strip()}
     for ep in entry_points(group="shiptoolkit"):
-        if ep.dist is not None and ep.dist.name in names or ep.name in names:
+        if (ep.dist is not None and ep.dist.name in names or ep.name in names) and pm.get_plugin(ep.name) is None:
             try:
                 pm.register(ep.load(), name=ep.name)
             except Exception as exc:
                 raise PluginError(f"Plugin {ep.name!r} failed to load: {exc!r}") from exc
+
+
+def hook_implementations(hook_name: str) -> list[tuple[str, Callable[..., Any]]]:
+    """(plugin name, a function calling its implementation) of every plugin implementing `hook_name`:
+    built-ins first, then the others in load order.
+
+    Each function takes the hook's arguments as keywords and passes on those the implementation
+    declares (pluggy's rule: it may accept fewer). A plugin that raises becomes a `PluginError`
+    naming it and the hook.
+    """
+    impls = getattr(pm.hook, hook_name).get_hookimpls()
+    named = [(pm.get_name(impl.plugin) or repr(impl.plugin), impl) for impl in impls]
+    named.sort(key=lambda pair: pair[0] not in DEFAULT_PLUGINS)  # stable: load order otherwise
+
+    def caller(plugin_name: str, impl: Any) -> Callable[..., Any]:
+        def call(**kwargs: Any) -> Any:
+            try:
+                return impl.function(*[kwargs[arg] for arg in impl.argnames])
+            except ShiptoolkitError:
+                raise
+            except Exception as exc:
+                raise PluginError(f"Plugin {plugin_name!r} raised in {hook_name}: {exc!r}") from exc
+        return call
+
+    return [(name, caller(name, impl)) for name, impl in named]
 
 
 def local_plugin_name(spec: str, base_dir: Path | None = None) -> str:
@@ -159,26 +199,19 @@ def registries() -> dict[str, Registry]:
         built = {}
         for kind, (hook_name, reserved) in KINDS.items():
             registry = Registry(kind, reserved)
-            for impl in getattr(pm.hook, hook_name).get_hookimpls():
-                plugin_name = pm.get_name(impl.plugin) or repr(impl.plugin)
+            for plugin_name, call in hook_implementations(hook_name):
 
                 def register(name, factory=None, override=False, _p=plugin_name, _r=registry):
                     return _r.register(name, factory, override=override, plugin=_p)
 
-                try:
-                    impl.function(register=register)
-                except ShiptoolkitError:
-                    raise
-                except Exception as exc:
-                    raise PluginError(f"Plugin {plugin_name!r} raised in {hook_name}: "
-                                      f"{exc!r}") from exc
+                call(register=register)
             built[kind] = registry
         _registries = built
     return _registries
 
 
 def get_registry(kind: str) -> Registry:
-    """The registry of one kind: 'sampler', 'backbone', 'loss', 'metric' or 'classifier'."""
+    """The registry of one kind: 'sampler', 'backbone', 'loss', 'metric', 'classifier' or 'callback'."""
     regs = registries()
     if kind not in regs:
         raise KeyError(f"Unknown component kind {kind!r}. Known kinds: {', '.join(regs)}.")

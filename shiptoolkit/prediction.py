@@ -269,7 +269,6 @@ def predict_items(model, items: Sequence[tuple[str, Loader]], settings: PredictS
     """
     from tqdm import tqdm
 
-
     reasons: list = []
 
     def load(batch):

@@ -116,6 +116,8 @@ SCHEMA: dict[str, Section] = {s.name: s for s in [
         Key("mixed_precision", bool, False, "Train in mixed_float16 (GPUs)."),
         Key("jit_compile", bool, False, "Compile the train step with XLA."),
         Key("tensorboard", bool, False, "Write TensorBoard logs into the run directory."),
+        Key("callbacks", list[str], [], "Keras callbacks from plugins, by name (e.g. an experiment logger; "
+            "`shiptoolkit components callback` lists them), added to the segmenter's fit and the classifier's."),
         Key("strategy", str, "default", "tf.distribute strategy.", ("default", "mirrored", "multi_worker")),
         Key("workers", int, 2, "Parallel data-loading workers."),
         Key("seam_channel", bool, False, "Train a second output channel on the seams between touching ships "

@@ -29,7 +29,7 @@ from shiptoolkit.callbacks import (
     measured_only,
 )
 from shiptoolkit.config import Config, load_config, load_plugins_of
-from shiptoolkit.contracts import build_component, check_sampler
+from shiptoolkit.contracts import build_callbacks, build_component, check_sampler
 from shiptoolkit.data.airbus import Problem
 from shiptoolkit.data.source import DataSplits, data_splits, stratified_subset
 from shiptoolkit.errors import ConfigError, ShiptoolkitError
@@ -251,7 +251,8 @@ def _monitor(config: Config, has_validation: bool) -> str:
 def _segmenter_callbacks(config: Config, run: RunDir, monitor: str, resume: bool, state: dict, extras: list,
                          steps: int, progress: bool) -> list:
     """The shared `fit_callbacks` plus the segmenter's own: val_f2 and the collapse guard first (they
-    fill the logs the others read), last.keras, the resume state, the step timer, LR reduction."""
+    fill the logs the others read), last.keras, the resume state, the step timer, LR reduction; then
+    the plugins' callbacks that train.callbacks names (`build_callbacks`)."""
     t = config.settings.train
     mode = "min" if "loss" in monitor else "max"
     best = BestCheckpoint(run.best, monitor, best=state.get("best"))
@@ -269,7 +270,7 @@ def _segmenter_callbacks(config: Config, run: RunDir, monitor: str, resume: bool
             monitor, factor=t.reduce_lr_factor, patience=t.reduce_lr_patience, mode=mode), monitor))
     if t.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(run.tensorboard))
-    return callbacks
+    return callbacks + build_callbacks(config, run.path, "segmenter")
 
 
 def _fit_segmenter(config: Config, run: RunDir, splits: DataSplits, gate: Gate | None, state: dict, resume: bool,

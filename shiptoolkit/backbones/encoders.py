@@ -5,7 +5,8 @@ that every built-in model runs (the plain `unet` and `cnn_classifier` too).
 The encoder is classification_models' ResNet without its top: pre-activation basic blocks and an
 input batch norm `bn_data` instead of preprocessing, so it takes raw RGB in 0..255. Its layer
 names are those of classification_models and segmentation-models 1.0.1, so both libraries' `.h5`
-weights load into any model built on it by layer name (see `legacy_h5.py`).
+weights load into any model built on it by layer name (see `legacy_h5.py`), and
+`encoder_weights="imagenet"` downloads classification_models' ImageNet weights (`pretrained.py`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from dataclasses import dataclass
 import keras
 from keras import layers
 
-from shiptoolkit.backbones.legacy_h5 import load_legacy_h5_weights
+from shiptoolkit.backbones.legacy_h5 import WeightsError, load_legacy_h5_weights
+from shiptoolkit.backbones.pretrained import IMAGENET, imagenet_weights_path
 
 # Basic blocks per stage; 64 filters in the first stage, doubled at every stage after it.
 REPETITIONS = {"resnet18": (2, 2, 2, 2), "resnet34": (3, 4, 6, 3)}
@@ -61,19 +63,30 @@ class Encoder:
     output: keras.KerasTensor
     skips: tuple[keras.KerasTensor, ...]  # deepest first, as `SKIPS`
     layer_names: tuple[str, ...]  # the layers `load_and_freeze` freezes
+    encoder: str  # a key of `REPETITIONS`: which ImageNet weights "imagenet" loads
 
     def load_and_freeze(self, model: keras.Model, weights: str | None = None, freeze: bool = False) -> keras.Model:
         """Load `weights` into `model` and freeze the encoder: the one place both happen for every model.
 
         Args:
             model: a model built on this encoder.
-            weights: path of a Keras 2 `.h5` weights or model file (classification_models' or
-                segmentation-models'), loaded by layer name; None loads nothing.
+            weights: "imagenet" (classification_models' ImageNet weights without top, downloaded once
+                and md5-checked, see `pretrained.py`; every encoder layer must receive its weights), or
+                the path of a Keras 2 `.h5` weights or model file (classification_models' or
+                segmentation-models'), loaded by layer name; None or "" loads nothing.
             freeze: stop training the encoder's layers except BatchNormalization, as sm's
                 `freeze_model`: a frozen BatchNormalization runs in inference mode in Keras, and its
                 ImageNet statistics would then never adapt to satellite images.
         """
-        if weights:
+        if weights == IMAGENET:
+            path = imagenet_weights_path(self.encoder)
+            loaded = set(load_legacy_h5_weights(model, path)["loaded"])
+            missed = [n for n in self.layer_names if model.get_layer(n).weights and n not in loaded]
+            if missed:
+                shown = ", ".join(missed[:5]) + (", ..." if len(missed) > 5 else "")
+                raise WeightsError(f"{str(path)!r} is not the {self.encoder} ImageNet encoder: it has no weights for "
+                                   f"{len(missed)} of its layers ({shown}).")
+        elif weights:
             load_legacy_h5_weights(model, weights)
         if freeze:
             for name in self.layer_names:
@@ -97,7 +110,7 @@ def resnet_encoder(encoder: str, input_shape: tuple, model_name: str) -> Encoder
     output = _resnet(inputs, REPETITIONS[encoder])
     graph = keras.Model(inputs, output)  # only to find the skip tensors and the encoder's layers by name
     skips = tuple(graph.get_layer(name).output for name in SKIPS[encoder])
-    return Encoder(inputs, output, skips, tuple(layer.name for layer in graph.layers))
+    return Encoder(inputs, output, skips, tuple(layer.name for layer in graph.layers), encoder)
 
 
 def _resnet(inputs, repetitions: tuple[int, ...]):

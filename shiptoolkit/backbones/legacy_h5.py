@@ -29,7 +29,8 @@ def read_legacy_h5(path: str | Path) -> dict[str, list[np.ndarray]]:
 
     path = Path(path)
     if not path.is_file():
-        raise WeightsError(f"Weights file {str(path)!r} not found (nothing is downloaded: give a local .h5 file).")
+        raise WeightsError(f"Weights file {str(path)!r} not found (nothing is downloaded for a path: give a local "
+                           '.h5 file, or encoder_weights = "imagenet" for the ImageNet encoder weights).')
     try:
         with h5py.File(path, "r") as f:
             root = f["model_weights"] if "model_weights" in f else f

@@ -2,7 +2,9 @@
 
 The encoder (`encoders.py`) is classification_models' ResNet; the decoder here is sm's
 "upsampling" blocks. Layer names match both libraries, so weights saved by segmentation-models or
-classification_models load by name from their `.h5` files. 24,456,154 parameters for resnet34, 1 class.
+classification_models load by name from their `.h5` files, and `encoder_weights="imagenet"` downloads
+the latter's ImageNet encoder weights, as sm's `encoder_weights='imagenet'`. 24,456,154 parameters for
+resnet34, 1 class.
 """
 
 from __future__ import annotations
@@ -62,9 +64,11 @@ def resnet34_unet(input_shape: tuple = (None, None, 3), classes: int = 1, encode
     Args:
         input_shape: (height, width, 3), sides divisible by 32 or None.
         classes: output channels, each with its own sigmoid.
-        encoder_weights: path of an `.h5` file to load by layer name: classification_models'
-            `resnet34_imagenet_1000_no_top.h5`, or a segmentation-models model or weights file.
-            Nothing is downloaded.
+        encoder_weights: "imagenet" for classification_models' ImageNet encoder weights, the
+            ones segmentation-models uses (`resnet34_imagenet_1000_no_top.h5`, downloaded once into
+            ~/.keras/shiptoolkit and md5-checked; SHIPTOOLKIT_WEIGHTS_URL sets a mirror), or the
+            path of an `.h5` file to load by layer name (that file or a segmentation-models model or
+            weights file; a path is never downloaded), or None / "" for random weights.
         encoder_freeze: freeze the encoder (BatchNormalization layers stay trainable, as in sm).
         decoder_filters: filters of the five decoder stages.
 
@@ -85,7 +89,10 @@ def resnet18_unet(input_shape: tuple = (None, None, 3), classes: int = 1, encode
     Args:
         input_shape: (height, width, 3), sides divisible by 32 or None.
         classes: output channels, each with its own sigmoid.
-        encoder_weights: path of an `.h5` file to load by layer name (see `resnet34_unet`).
+        encoder_weights: "imagenet" for classification_models' ImageNet encoder weights
+            (`resnet18_imagenet_1000_no_top.h5`, downloaded once into ~/.keras/shiptoolkit and
+            md5-checked), or the path of an `.h5` file to load by layer name, or None / "" (see
+            `resnet34_unet`).
         encoder_freeze: freeze the encoder (BatchNormalization layers stay trainable, as in sm).
         decoder_filters: filters of the five decoder stages.
     """

@@ -10,11 +10,11 @@ import click
 # TensorFlow's C++ start-up chatter is noise on a command line; users can still opt in.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from shiptoolkit import __version__
+from shiptoolkit import TENSORFLOW_MISSING, __version__
 from shiptoolkit.cli.run_plugins import config_without_run_plugins
 from shiptoolkit.config import prepare_config
-from shiptoolkit.errors import ShiptoolkitError
-from shiptoolkit.plugins import load_local_plugin
+from shiptoolkit.errors import PluginError, ShiptoolkitError
+from shiptoolkit.plugins import hook_implementations, load_installed_plugins, load_local_plugin
 from shiptoolkit.rundir import RunDir
 
 # Where each command writes, for the fix in a "cannot write" message.
@@ -27,13 +27,81 @@ _ENVIRONMENT_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, err
 
 class FriendlyGroup(click.Group):
     """Turns user mistakes (`ShiptoolkitError`) and unwritable paths (`OSError` naming a file, or
-    permission / read-only / disk-full errors) into one clean message, no traceback."""
+    permission / read-only / disk-full errors) into one clean message, no traceback.
+
+    Plugins add commands through the `register_commands(cli)` hook, called lazily: when a name is
+    not a built-in command, and when the commands are listed (`--help`). So built-in commands never
+    wait for plugins, and `--plugin` modules (loaded while the options are parsed, before click
+    looks up the command) add commands like installed plugins do.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # plugin name -> the commands its register_commands added (removed again if it is unregistered)
+        self.plugin_commands: dict[str, dict[str, click.Command]] = {}
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands or self.command_plugin(cmd_name):
+            try:
+                self.add_plugin_commands()
+            except ShiptoolkitError as exc:
+                raise click.ClickException(str(exc)) from exc
+        return super().get_command(ctx, cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        try:
+            self.add_plugin_commands()
+        except ShiptoolkitError as exc:  # --help still helps; running the command names the problem
+            click.echo(f"Warning: commands from plugins are not listed: {exc}", err=True)
+        return super().list_commands(ctx)
+
+    def command_plugin(self, cmd_name: str) -> str | None:
+        """The plugin that added command `cmd_name`; None for a built-in (or unknown) one."""
+        return next((plugin for plugin, added in self.plugin_commands.items() if cmd_name in added), None)
+
+    def add_plugin_commands(self) -> None:
+        """Call `register_commands(cli)` of each plugin not called yet (installed, `--plugin` or
+        registered in-process); drop the commands of plugins unregistered since.
+
+        Raises:
+            PluginError: a plugin raised in the hook, or took a name already in use (its commands
+                are then left out).
+        """
+        load_installed_plugins()
+        implementations = hook_implementations("register_commands")
+        current = {plugin for plugin, _ in implementations}
+        for plugin in [p for p in self.plugin_commands if p not in current]:
+            for name, command in self.plugin_commands.pop(plugin).items():
+                if self.commands.get(name) is command:
+                    del self.commands[name]
+        for plugin, call in implementations:
+            if plugin in self.plugin_commands:
+                continue
+            before = dict(self.commands)
+            try:
+                call(cli=self)
+            except ShiptoolkitError:
+                self.commands = before
+                raise
+            added = {name: command for name, command in self.commands.items() if before.get(name) is not command}
+            taken = sorted(name for name in added if name in before)
+            if taken:
+                owner = self.command_plugin(taken[0])
+                self.commands = before
+                raise PluginError(f"Plugin {plugin!r} registered the command {taken[0]!r}, which "
+                                  f"{f'plugin {owner!r}' if owner else 'shiptoolkit'} already provides. "
+                                  "Pick another name.")
+            self.plugin_commands[plugin] = added
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except ShiptoolkitError as exc:
             raise click.ClickException(str(exc)) from exc
+        except ModuleNotFoundError as exc:
+            if (exc.name or "").split(".")[0] not in ("tensorflow", "keras"):
+                raise
+            raise click.ClickException(TENSORFLOW_MISSING) from exc
         except OSError as exc:
             if exc.filename is None and exc.errno not in _ENVIRONMENT_ERRNOS:
                 raise  # e.g. a broken pipe: not about a path the user chose
@@ -75,20 +143,32 @@ def model_and_config(config: str | None, model: str | None, run_dir: str | None,
     return model, prepare_config(config or {}, overrides)
 
 
+def _load_plugin_option(ctx: click.Context, param: click.Parameter, specs: tuple[str, ...]) -> tuple[str, ...]:
+    """Load `--plugin` modules as soon as they are parsed (an eager option), so that their components,
+    and commands from their `register_commands` hook, are there when click looks up the command."""
+    for spec in specs:
+        try:
+            load_local_plugin(spec)
+        except ShiptoolkitError as exc:
+            if ctx.resilient_parsing:  # shell completion: complete what can be
+                continue
+            raise click.ClickException(str(exc)) from exc
+    return specs
+
+
 @click.group(cls=FriendlyGroup)
 @click.version_option(__version__, prog_name="shiptoolkit")
-@click.option("--plugin", "plugins", multiple=True, metavar="SPEC",
+@click.option("--plugin", "plugins", multiple=True, metavar="SPEC", is_eager=True, callback=_load_plugin_option,
               help="Load a local plugin first: file.py, package.module or package.module:attr. Repeatable.")
 def cli(plugins: tuple[str, ...]) -> None:
-    """Ship segmentation for the Kaggle Airbus data: samplers, backbones, losses, metrics and classifiers
-    from plugins, assembled by a TOML file.
+    """Ship segmentation for the Kaggle Airbus data: samplers, backbones, losses, metrics, classifiers
+    and callbacks from plugins, assembled by a TOML file.
 
     Quick start:
 
         shiptoolkit run examples/quickstart.toml
     """
-    for spec in plugins:
-        load_local_plugin(spec)
+    # `--plugin` modules are loaded already, by the option's callback.
 
 
 from shiptoolkit.cli import components, data, evaluate, plugins_cmd, predict, run, score, synth, train  # noqa: E402,F401,E501  (commands attach themselves)

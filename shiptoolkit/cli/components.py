@@ -16,7 +16,7 @@ from shiptoolkit.plugins import KINDS, get_registry
 @click.option("--json", "as_json", is_flag=True, help="Output JSON.")
 @click.option("--params/--no-params", default=True, show_default=True, help="Show parameters.")
 def components(kind: str | None, pattern: str, as_json: bool, params: bool) -> None:
-    """List registered samplers, backbones, losses, metrics and classifiers.
+    """List registered samplers, backbones, losses, metrics, classifiers and callbacks.
 
     Example:
 

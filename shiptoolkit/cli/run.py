@@ -6,13 +6,14 @@ import json
 
 import click
 
+from shiptoolkit import require_tensorflow
 from shiptoolkit.cli import cli
 from shiptoolkit.cli.interrupts import exit_on_interrupt
 from shiptoolkit.config import prepare_config
 
 
 @cli.command()
-@click.argument("config", type=click.Path(exists=True, dir_okay=False))
+@click.argument("config", type=click.Path(dir_okay=False))  # a file, or a packaged example's name
 @click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE",
               help="Override a config value, e.g. --set train.epochs=1. Repeatable.")
 @click.option("--stage", "stages", multiple=True, type=click.Choice(["train", "predict", "evaluate"]),
@@ -25,10 +26,16 @@ def run(config: str, overrides: tuple[str, ...], stages: tuple[str, ...], model:
         dry_run: bool, quiet: bool) -> None:
     """Run the train, predict and evaluate stages of an experiment file.
 
-    Example:
+    CONFIG is a TOML file, or the name of an example that ships with shiptoolkit (quickstart,
+    cpu_long, ...; a name that matches nothing lists them).
+
+    Examples:
+
+        shiptoolkit run quickstart
 
         shiptoolkit run examples/quickstart.toml --set train.epochs=1
     """
+    require_tensorflow()  # a bare `pip install shiptoolkit` has none: say which extra, before anything else
     from shiptoolkit.runner import describe
     from shiptoolkit.runner import run as run_stages
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from shiptoolkit import require_tensorflow
 from shiptoolkit.cli import cli
 from shiptoolkit.cli.interrupts import exit_on_interrupt
 from shiptoolkit.config import prepare_config
@@ -11,7 +12,7 @@ from shiptoolkit.rundir import RunDir
 
 
 @cli.command()
-@click.argument("config", required=False, type=click.Path(exists=True, dir_okay=False))
+@click.argument("config", required=False, type=click.Path(dir_okay=False))  # a file or a packaged example's name
 @click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE", help="Override a config value.")
 @click.option("--resume", type=click.Path(exists=True, file_okay=False),
               help="Continue an interrupted run from its last checkpoint (uses the run's saved config).")
@@ -19,16 +20,21 @@ from shiptoolkit.rundir import RunDir
 def train(config: str | None, overrides: tuple[str, ...], resume: str | None, quiet: bool) -> None:
     """Train the model of an experiment file into a new run directory.
 
+    CONFIG is a TOML file, or the name of an example that ships with shiptoolkit (e.g. quickstart).
+
     Examples:
 
         shiptoolkit train examples/resnet34_mixed.toml --set train.epochs=3
 
+        shiptoolkit train resnet34_mixed --set train.epochs=3
+
         shiptoolkit train --resume runs/resnet34_mixed-20260101-120000 --set train.epochs=30
     """
-    from shiptoolkit.training import train as train_stage
-
     if not config and not resume:
         raise click.UsageError("Give a CONFIG file, or --resume RUN_DIR.")
+    require_tensorflow()  # a bare `pip install shiptoolkit` has none: say which extra, before anything else
+    from shiptoolkit.training import train as train_stage
+
     resolved = None if resume else prepare_config(config, overrides)
     with exit_on_interrupt():
         result = train_stage(resolved, resume=resume, overrides=list(overrides), progress=not quiet)

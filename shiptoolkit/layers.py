@@ -31,12 +31,13 @@ LAYERS: list[tuple[str, str, tuple[str, ...]]] = [
     ("choices", "what is chosen on validation: post-processing tuning, checkpoint callbacks", (
         "tuning", "callbacks")),
     ("stages", "train (gate classifier, segmenter, tuning), evaluate", (
-        "gate_training", "training", "evaluation")),
+        "gate_training", "training", "evaluation", "export")),
     ("runs", "one run: the stages in order in one run directory; the public API", (
         "runner", "__init__")),
     ("interfaces", "the command line, and the docs' reference generated from it and the registries", (
         "cli", "cli.interrupts", "cli.run_plugins", "cli.components", "cli.data", "cli.evaluate",
-        "cli.plugins_cmd", "cli.predict", "cli.run", "cli.score", "cli.synth", "cli.train", "__main__", "reference")),
+        "cli.export", "cli.plugins_cmd", "cli.predict", "cli.run", "cli.score", "cli.synth", "cli.train", "__main__",
+        "reference")),
 ]
 
 # Modules that import Keras/TensorFlow at their top: others import them inside functions, so

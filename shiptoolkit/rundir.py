@@ -107,6 +107,8 @@ class RunDir:
              "metrics": "metrics.json", "examples": "examples.png", "skipped": "skipped.csv",
              "tensorboard": "tensorboard"}
 
+    active: RunDir | None = None  # the run a `guard()` block is working on in this process
+
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
 
@@ -167,6 +169,7 @@ class RunDir:
     def guard(self):
         """Whatever ends the block early is written down: Ctrl-C marks the run `interrupted` (and
         becomes `RunInterrupted`, which names the run), any other error `failed` with its reason."""
+        RunDir.active = self  # what an interrupt handler names if cleanup hangs (see cli.interrupts)
         try:
             yield self
         except (RunFailed, RunInterrupted):

@@ -51,6 +51,25 @@ def write_rect_dataset(root, specs, size=96):
     return root
 
 
+def every_other_ship(n: int) -> dict:
+    """Specs of `n` 64 px images: even ones hold one 8x20 ship at a seeded place, odd ones none."""
+    rng = np.random.default_rng(0)
+    specs = {}
+    for i in range(n):
+        r, c = rng.integers(4, 40, 2)
+        specs[f"i{i:02d}.jpg"] = [(int(r), int(r) + 8, int(c), int(c) + 20)] if i % 2 == 0 else []
+    return specs
+
+
+@pytest.fixture(scope="session")
+def small_ship_dataset(tmp_path_factory):
+    """`small_ship_dataset(n)`: a 64 px Kaggle-layout dataset of `n` images, every other one with a ship."""
+    def make(n: int):
+        return write_rect_dataset(tmp_path_factory.mktemp(f"ships{n}"), every_other_ship(n), size=64)
+
+    return make
+
+
 @pytest.fixture
 def rect_dataset(tmp_path):
     specs = {f"img{i:02d}.jpg": ([(10 + i, 30 + i, 20, 60)] if i % 3 == 0 else []) for i in range(12)}

@@ -24,14 +24,8 @@ from shiptoolkit.data.rle import rle_encode
 
 
 @pytest.fixture(scope="module")
-def dataset(tmp_path_factory, rect_writer):
-    root = tmp_path_factory.mktemp("reliable")
-    rng = np.random.default_rng(0)
-    specs = {}
-    for i in range(16):
-        r, c = rng.integers(4, 40, 2)
-        specs[f"i{i:02d}.jpg"] = [(int(r), int(r) + 8, int(c), int(c) + 20)] if i % 2 == 0 else []
-    return rect_writer(root, specs, size=64)
+def dataset(small_ship_dataset):
+    return small_ship_dataset(16)
 
 
 SAMPLER = 'name = "mixed"\npatch_size = 32\npatches_per_epoch = 16'

@@ -14,14 +14,8 @@ from shiptoolkit.training import train
 
 
 @pytest.fixture(scope="module")
-def dataset(tmp_path_factory, rect_writer):
-    root = tmp_path_factory.mktemp("train")
-    rng = np.random.default_rng(0)
-    specs = {}
-    for i in range(24):
-        r, c = rng.integers(4, 40, 2)
-        specs[f"i{i:02d}.jpg"] = [(int(r), int(r) + 8, int(c), int(c) + 20)] if i % 2 == 0 else []
-    return rect_writer(root, specs, size=64)
+def dataset(small_ship_dataset):
+    return small_ship_dataset(24)
 
 
 def tiny_config(dataset, tmp_path, **extra):

@@ -171,4 +171,4 @@ def cli(plugins: tuple[str, ...]) -> None:
     # `--plugin` modules are loaded already, by the option's callback.
 
 
-from shiptoolkit.cli import components, data, evaluate, plugins_cmd, predict, run, score, synth, train  # noqa: E402,F401,E501  (commands attach themselves)
+from shiptoolkit.cli import components, data, evaluate, export, plugins_cmd, predict, run, score, synth, train  # noqa: E402,F401,E501  (commands attach themselves)

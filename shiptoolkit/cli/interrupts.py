@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import sys
 import threading
+import time
 
 import click
 
-from shiptoolkit.rundir import RunInterrupted
+from shiptoolkit.rundir import RunDir, RunInterrupted
 
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
+GRACE_SECONDS = 5.0  # how long Keras may take to unwind after Ctrl-C before the process ends anyway
 
 
 @contextlib.contextmanager
@@ -22,6 +25,7 @@ def exit_on_interrupt():
     and a thread blocked on a full queue once held a process for over ten minutes after Ctrl-C.
     The run's state is already on disk (train_state.json says "interrupted"), so nothing is lost.
     """
+    previous = _install_handler()
     try:
         yield
     except RunInterrupted as exc:
@@ -30,6 +34,42 @@ def exit_on_interrupt():
     except KeyboardInterrupt:
         click.echo("\ninterrupted before a run directory was made: nothing to resume.", err=True)
         _exit_now()
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+
+
+def _install_handler():
+    """Ctrl-C raises KeyboardInterrupt as usual, and starts a deadline: Keras' cleanup after an
+    interrupt joins its loader threads, which can block for minutes; past `GRACE_SECONDS` the
+    run is marked interrupted and the process ends anyway. A second Ctrl-C ends it at once."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def on_sigint(signum, frame):
+        signal.signal(signal.SIGINT, lambda *_: _force_exit())
+        threading.Thread(target=_deadline, daemon=True).start()
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGINT, on_sigint)
+
+
+def _deadline() -> None:
+    time.sleep(GRACE_SECONDS)
+    _force_exit()
+
+
+def _force_exit() -> None:
+    run = RunDir.active
+    if run is not None:
+        with contextlib.suppress(Exception):
+            if run.read_state().get("status") != "interrupted":
+                run.mark("interrupted")
+        click.echo(f"\n{RunInterrupted(run.path).hint}", err=True)
+    else:
+        click.echo("\ninterrupted before a run directory was made: nothing to resume.", err=True)
+    sys.stderr.flush()
+    os._exit(EXIT_INTERRUPTED)
 
 
 def _exit_now() -> None:

@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import time
 import warnings
+from pathlib import Path
 
 import click
 
 from shiptoolkit.cli import cli, model_and_config
 from shiptoolkit.evaluation import predict_stage
+from shiptoolkit.export import MANIFEST, find_export, load_export
+from shiptoolkit.rundir import RunDir
 
 SHOWN = 20  # skipped images listed with their reason; the rest by name only
 
 
 @cli.command()
 @click.argument("config", required=False, type=click.Path(exists=True, dir_okay=False))
-@click.option("--model", type=click.Path(exists=True, dir_okay=False), help="A trained .keras model.")
+@click.option("--model", type=click.Path(exists=True),
+              help="A trained .keras model, or an export written by `shiptoolkit export` (its folder).")
 @click.option("--run", "run_dir", type=click.Path(exists=True, file_okay=False),
               help="A run directory: uses its best.keras and (without CONFIG) its config.toml.")
 @click.option("--images", required=True, type=click.Path(exists=True, file_okay=False), help="Folder of images.")
@@ -37,15 +41,34 @@ def predict(config: str | None, model: str | None, run_dir: str | None, images: 
     empty row without being segmented. Every image must be data.image_size square; with
     --set data.on_error=skip, unreadable or other-size images get an empty row and are listed.
 
+    --model may name an export (saved_model, onnx or tflite, see `shiptoolkit export`): it runs
+    with its own runtime, with the image size, post-processing and gate recorded in it (--set
+    still overrides them). Load only exports you trust: .keras files are loaded in Keras' safe
+    mode, but a SavedModel or TFLite file is a TensorFlow graph that shiptoolkit cannot vet.
+
     Example:
 
         shiptoolkit predict --run runs/quickstart-20260101-120000 --images test_v2 --out submission.csv
     """
-    model, resolved = model_and_config(config, model, run_dir, overrides, trust_run_plugins=trust_run_plugins)
+    gate = None
+    export = find_export(model) if model else None
+    if export is not None:
+        if run_dir:
+            raise click.UsageError("Give either --model EXPORT or --run RUN_DIR, not both.")
+        loaded = load_export(export)
+        resolved, gate = loaded.predict_config(config, overrides)  # the export's settings; --set wins
+        model = loaded.segmenter
+    else:
+        if model and not Path(model).is_file():
+            hint = (f"; for a run directory use --run {model}" if RunDir(model).best.is_file() else "")
+            raise click.UsageError(f"--model {model!r} is a folder but not an export written by `shiptoolkit export` "
+                                   f"(no {MANIFEST}): give a .keras file or an export folder{hint}.")
+        model, resolved = model_and_config(config, model, run_dir, overrides, trust_run_plugins=trust_run_plugins)
     start = time.perf_counter()
     with warnings.catch_warnings():  # the skipped images are listed below, each with its reason
         warnings.filterwarnings("ignore", message=".* predicted as empty", category=UserWarning)
-        result = predict_stage(resolved, model, ".", progress=not quiet, images=images, out=out, overwrite=overwrite)
+        result = predict_stage(resolved, model, ".", progress=not quiet, images=images, out=out, overwrite=overwrite,
+                               gate=gate)
     s = result.summary
     seconds = time.perf_counter() - start
     skipped = f" ({len(result.skipped)} skipped: empty rows)" if result.skipped else ""

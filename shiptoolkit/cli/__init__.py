@@ -20,7 +20,7 @@ from shiptoolkit.rundir import RunDir
 # Where each command writes, for the fix in a "cannot write" message.
 _OUTPUT_OPTION = {"run": "--set run.out_dir=<folder>", "train": "--set run.out_dir=<folder>",
                   "evaluate": "--set run.out_dir=<folder>", "predict": "--out <file>", "score": "--per-image <file>",
-                  "synth": "another OUT folder"}
+                  "synth": "another OUT folder", "export": "--out <folder>"}
 # Errors of the machine around a path (permissions, read-only or full disk), not bugs: no traceback.
 _ENVIRONMENT_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT}
 

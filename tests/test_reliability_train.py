@@ -249,3 +249,17 @@ def test_ctrl_c_ends_promptly_with_the_run_dir_and_the_resume_command(dataset, t
     assert seconds < 30 and "Aborted!" not in output
     assert f"shiptoolkit train --resume {run_dir}" in output
     assert state_of(run_dir)["status"] == "interrupted"
+
+
+def test_a_synthetic_cache_that_lost_images_is_named_not_used(tmp_path):
+    """A finished synthetic cache whose images were partly deleted (a cleaned /tmp) was reused as if whole."""
+    from shiptoolkit.config import load_config
+    from shiptoolkit.data.source import ensure_synthetic
+    from shiptoolkit.errors import DataError
+
+    config = load_config({"data": {"synthetic_images": 6, "image_size": 64, "cache_dir": str(tmp_path / "cache")}})
+    path = ensure_synthetic(config, progress=False)
+    assert ensure_synthetic(config, progress=False) == path  # a whole cache is reused
+    next((path / "train_v2").iterdir()).unlink()
+    with pytest.raises(DataError, match=r"holds 5 of its 6 images.*Delete that folder"):
+        ensure_synthetic(config, progress=False)

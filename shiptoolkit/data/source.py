@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from shiptoolkit.config import Config
-from shiptoolkit.data.airbus import AirbusIndex
+from shiptoolkit.data.airbus import IMAGES_DIR, AirbusIndex
 from shiptoolkit.data.groups import find_groups, read_groups_csv, split_by_group
 from shiptoolkit.data.split import split_by_image
 from shiptoolkit.data.synth import MARKER, generate_dataset
@@ -73,9 +73,10 @@ def ensure_synthetic(config: Config, progress: bool = True, test: bool = False) 
     """
     d = config.settings.data
     path = synthetic_path(config, test)
-    if (path / MARKER).is_file():
-        return path
     images, seed = _synthetic_params(config, test)
+    if (path / MARKER).is_file():
+        _check_cache(path, images)
+        return path
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".partial-", dir=path.parent))
     try:
@@ -88,6 +89,16 @@ def ensure_synthetic(config: Config, progress: bool = True, test: bool = False) 
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return path
+
+
+def _check_cache(path: Path, images: int) -> None:
+    """A finished cache must still hold every image: one folder listing, so a cache that lost files
+    (a cleaned /tmp, a disk error) is a clear error instead of a silently smaller dataset."""
+    folder = path / IMAGES_DIR
+    found = sum(1 for _ in os.scandir(folder)) if folder.is_dir() else 0
+    if found != images:
+        raise DataError(f"The synthetic dataset cache {str(path)!r} holds {found} of its {images} images (files were "
+                        "deleted after it was made). Delete that folder and run again to regenerate it.")
 
 
 def _shape(config: Config) -> tuple[int, int]:

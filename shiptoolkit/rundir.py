@@ -89,8 +89,6 @@ def check_model_file(path: Path) -> None:
                                "was changed. Start a new run, or resume from a copy of the run with a good last.keras.")
 
 
-
-
 class RunDir:
     """One run's folder. Every module asks it for a run's paths; nothing else spells a file name.
 

@@ -14,13 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from shiptoolkit.config import Config, load_plugins_of, prepare_config  # noqa: F401  (prepare_config: public here too)
-from shiptoolkit.data.airbus import Problem
 from shiptoolkit.data.source import DataSplits, data_splits
 from shiptoolkit.errors import ConfigError
 from shiptoolkit.evaluation import evaluate, predict_stage
 from shiptoolkit.plugins import get_registry
 from shiptoolkit.rundir import RunDir
-from shiptoolkit.training import train
+from shiptoolkit.training import skipped_problems, train
 from shiptoolkit.tuning import describe_tuned
 
 STAGES = ("train", "predict", "evaluate")
@@ -99,7 +98,13 @@ def run(config: Config | str | Path, stages: Sequence[str] | None = None, model:
         start = time.perf_counter()
         splits = data_splits(config, progress)
         result.seconds["data"] = round(time.perf_counter() - start, 1)
-        model_path = _train_stage(config, run_dir, result, splits, progress) if "train" in ordered else Path(model)
+        if "train" in ordered:
+            model_path = _train_stage(config, run_dir, result, splits, progress)
+        else:
+            model_path = Path(model)
+            result.skipped = list(splits.problems)
+            if run_dir.write_skipped(result.skipped):
+                result.files["skipped"] = run_dir.skipped
         start = time.perf_counter()
         _predict_and_evaluate(config, run_dir, result, ordered, model_path, splits, progress)
         result.seconds["predict_and_evaluate"] = round(time.perf_counter() - start, 1)
@@ -108,10 +113,9 @@ def run(config: Config | str | Path, stages: Sequence[str] | None = None, model:
 
 
 def _train_stage(config: Config, run_dir: RunDir, result: RunResult, splits: DataSplits, progress: bool) -> Path:
-    result.skipped = list(splits.problems)
-    result.train = train(config, run_dir=run_dir.path, progress=progress, splits=splits)
+    result.train = train(config, run_dir=run_dir.path, progress=progress, splits=splits)  # writes skipped.csv
     result.seconds.update(result.train.seconds)
-    result.skipped += [Problem("", "unreadable_while_training", m) for m in result.train.skipped_items]
+    result.skipped = skipped_problems(splits, result.train.skipped_items)
     result.tuned = run_dir.read_tuned()
     labels = ("best", "history", "history_plot", "classifier", "gate", "postprocess", "skipped")
     result.files.update({("model" if k == "best" else k): p for k, p in run_dir.files().items() if k in labels})
@@ -120,10 +124,6 @@ def _train_stage(config: Config, run_dir: RunDir, result: RunResult, splits: Dat
 
 def _predict_and_evaluate(config: Config, run_dir: RunDir, result: RunResult, ordered: list[str], model_path: Path,
                           splits: DataSplits, progress: bool) -> None:
-    if "train" not in ordered:
-        result.skipped = list(splits.problems)
-        if run_dir.write_skipped(result.skipped):
-            result.files["skipped"] = run_dir.skipped
     p, e = config.settings.predict, config.settings.evaluate
     # Predicting the same images for the submission and for evaluation is one pass, not two.
     one_pass = "predict" in ordered and "evaluate" in ordered and (p.images, p.max_images) == (e.images, e.max_images)

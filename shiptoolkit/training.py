@@ -205,9 +205,15 @@ def train(config: Config, run_dir: str | Path | None = None, resume: str | Path 
         if config.settings.tune.enabled and len(splits.validation) and not run.postprocess.is_file():
             _tune(config, run, best, splits.validation, gate, progress)
         clock.lap("tuning")
-        run.write_skipped(splits.problems + [Problem("", "unreadable_while_training", m) for m in skipped])
+        run.write_skipped(skipped_problems(splits, skipped))
     return TrainResult(run.path, best, run.last, history, state["epochs_completed"] - saved.get("epochs_completed", 0),
                        config, skipped, gate_path, clock.seconds)
+
+
+def skipped_problems(splits: DataSplits, unreadable: list[str]) -> list[Problem]:
+    """Every image a training run left out: those skipped when the data was opened, then those
+    found unreadable while training (skipped.csv and the run's summary)."""
+    return list(splits.problems) + [Problem("", "unreadable_while_training", m) for m in unreadable]
 
 
 class _Clock:

@@ -29,10 +29,10 @@ def exit_on_interrupt():
     try:
         yield
     except RunInterrupted as exc:
-        click.echo(f"\n{exc.hint}", err=True)
+        _say_interrupted(exc.run_dir)
         _exit_now()
     except KeyboardInterrupt:
-        click.echo("\ninterrupted before a run directory was made: nothing to resume.", err=True)
+        _say_interrupted(None)
         _exit_now()
     finally:
         if previous is not None:
@@ -65,11 +65,16 @@ def _force_exit() -> None:
         with contextlib.suppress(Exception):
             if run.read_state().get("status") != "interrupted":
                 run.mark("interrupted")
-        click.echo(f"\n{RunInterrupted(run.path).hint}", err=True)
-    else:
-        click.echo("\ninterrupted before a run directory was made: nothing to resume.", err=True)
+    _say_interrupted(run.path if run is not None else None)
     sys.stderr.flush()
     os._exit(EXIT_INTERRUPTED)
+
+
+def _say_interrupted(run_dir) -> None:
+    """The run directory and the resume command, or that there is nothing to resume."""
+    text = RunInterrupted(run_dir).hint if run_dir is not None else \
+        "interrupted before a run directory was made: nothing to resume."
+    click.echo(f"\n{text}", err=True)
 
 
 def _exit_now() -> None:

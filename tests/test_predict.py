@@ -102,3 +102,40 @@ def test_unreadable_images_get_empty_rows_when_skipping(tmp_path, rect_dataset):
     assert dict(rows)["broken.jpg"] is None
     summary = write_submission(rows, tmp_path / "s.csv")
     assert summary.images == 13 and "broken.jpg" in read_submission(tmp_path / "s.csv")
+
+
+def test_whole_image_f2_is_not_lower_than_windows(tmp_path, rect_writer):
+    """A U-Net trained on 32 px patches, then tuned and scored on validation images both ways (as
+    `benchmarks/whole_vs_windows.py` does for the quickstart): the default (whole images) must not
+    score lower than sliding windows, and must beat the all-empty baseline (so it learned ships)."""
+    from shiptoolkit.backbones.unet import unet
+    from shiptoolkit.data.airbus import AirbusIndex
+    from shiptoolkit.tuning import tune_postprocess
+
+    rng = np.random.default_rng(3)
+    specs = {}
+    for i in range(40):  # ships of several sizes, some across the 32 px window seams
+        rects = []
+        for _ in range(int(rng.integers(0, 3)) if i % 3 else 0):
+            r, c = rng.integers(2, 80, 2)
+            h, w = rng.integers(4, 9), rng.integers(8, 16)
+            if not any(r - 2 < r1 and r0 < r + h + 2 and c - 2 < c1 and c0 < c + w + 2 for r0, r1, c0, c1 in rects):
+                rects.append((int(r), int(r + h), int(c), int(c + w)))
+        specs[f"s{i:02d}.jpg"] = rects
+    index = AirbusIndex.from_kaggle(rect_writer(tmp_path / "data", specs), shape=(96, 96))
+    train_ids, val_ids = index.image_ids[:28], index.image_ids[28:]
+    images = np.stack([index.read_image(i) for i in train_ids])
+    masks = np.stack([index.mask(i) for i in train_ids]).astype("float32")
+    corners = rng.integers(0, 64, (2000, 2))
+    picks = rng.integers(0, len(train_ids), 2000)
+    x = np.stack([images[k, r:r + 32, c:c + 32] for k, (r, c) in zip(picks, corners, strict=True)]).astype("float32")
+    y = np.stack([masks[k, r:r + 32, c:c + 32, None] for k, (r, c) in zip(picks, corners, strict=True)])
+    keras.utils.set_random_seed(0)
+    model = unet((32, 32, 3), base_filters=8, depth=2)
+    model.compile(keras.optimizers.Adam(3e-3), "binary_crossentropy")
+    model.fit(x, y, batch_size=32, epochs=3, verbose=0)
+    val = index.subset(val_ids)
+    scores = {whole: tune_postprocess(model, val, PredictSettings(whole_image=whole), [0.3, 0.5, 0.7], [0, 10],
+                                      progress=False) for whole in (True, False)}
+    assert scores[True]["f2"] > scores[True]["f2_all_empty_baseline"] + 0.1, scores[True]
+    assert scores[True]["f2"] >= scores[False]["f2"], (scores[True]["f2"], scores[False]["f2"])

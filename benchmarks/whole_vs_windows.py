@@ -1,0 +1,116 @@
+"""Whole-image prediction against sliding windows, in f2: does the default lose anything?
+
+For each trained run (folders kept by `benchmarks/quality.py --keep DIR`, e.g. the quickstart's
+three seeds), the validation images are predicted both ways and the post-processing (threshold,
+min_area, the gate's threshold) is tuned for each way on them, as training does; each way's
+tuned settings are then scored on the run's independent test set. Same weights, same process.
+
+    python benchmarks/quality.py --keep runs-quality            # train the quickstart for 3 seeds
+    python benchmarks/whole_vs_windows.py runs-quality/recipe-*  # then compare on their data
+    python benchmarks/whole_vs_windows.py --quick                # CI-sized: one tiny run trained here
+
+Prints a table (validation f2 tuned, test f2, each way, with the all-empty baselines) and
+`name: value unit` lines: the mean differences whole - windows (>= 0: whole is not lower).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from _common import report  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+QUICKSTART = HERE.parent / "examples" / "quickstart.toml"
+
+
+def compare_run(run_path: Path) -> dict:
+    """Validation f2 (each way tuned on validation) and test f2 (with that tuning) of one run."""
+    from shiptoolkit.config import prepare_config
+    from shiptoolkit.data.source import data_splits, stratified_subset
+    from shiptoolkit.evaluation import evaluate
+    from shiptoolkit.gate import load_gate
+    from shiptoolkit.model_io import load_model
+    from shiptoolkit.prediction import PredictSettings
+    from shiptoolkit.rundir import RunDir
+    from shiptoolkit.tuning import tune_postprocess
+
+    run = RunDir(run_path)
+    out = {}
+    for name, whole in (("whole", True), ("windows", False)):
+        config = prepare_config(run.config, [f"predict.whole_image={str(whole).lower()}"], load_plugins=False)
+        s = config.settings
+        splits = data_splits(config, progress=False)
+        model, gate = load_model(run.best), load_gate(config, run.path)
+        validation = stratified_subset(splits.role("validation"), s.tune.max_images, s.run.seed)
+        tuned = tune_postprocess(model, validation, PredictSettings.from_config(config), s.tune.thresholds,
+                                 s.tune.min_areas, gate, s.classifier.tune_threshold, s.tune.gate_floor,
+                                 progress=False)
+        if gate is not None:
+            gate = dataclasses.replace(gate, threshold=tuned["classifier_threshold"])
+        result = evaluate(config, model, index=splits.role("test"), progress=False, gate=gate, tuned=tuned)
+        out.update({f"validation f2, {name}": tuned["f2"], f"test f2, {name}": result.metrics["f2"],
+                    "validation baseline": tuned["f2_all_empty_baseline"],
+                    "test baseline": result.metrics["f2_all_empty_baseline"],
+                    "validation images": tuned["tuned_on"]["images"], "test images": result.metrics["images"]})
+    return out
+
+
+def quick_run(base: Path) -> Path:
+    """A tiny quickstart run trained here (CI-sized: it checks the machinery, not the quality)."""
+    sys.path.insert(0, str(HERE))
+    from quality import QUICK
+
+    overrides = [*QUICK, f"run.out_dir={base}", f"data.cache_dir={base / 'cache'}"]
+    cmd = [sys.executable, "-m", "shiptoolkit", "run", str(QUICKSTART), "--quiet",
+           *[a for o in overrides for a in ("--set", o)]]
+    subprocess.run(cmd, check=True, capture_output=True)
+    return next(p for p in base.iterdir() if p.is_dir() and p.name != "cache")
+
+
+def compare(run: Path) -> dict:
+    row = compare_run(run)
+    print(f"{run}: " + ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()),
+          flush=True)
+    return row
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="*",
+                        help="run directories (from benchmarks/quality.py --keep DIR: DIR/recipe-*)")
+    parser.add_argument("--quick", action="store_true", help="train one tiny run here and compare on it")
+    args = parser.parse_args(argv)
+    runs = [Path(r) for r in args.runs]
+    # quality.py --keep gives DIR/recipe-N/<run name>: accept either level
+    runs = [next((p for p in r.iterdir() if (p / "config.toml").is_file()), r) if not (r / "config.toml").is_file()
+            else r for r in runs]
+    with tempfile.TemporaryDirectory(prefix="shiptoolkit-whole-vs-windows-") as tmp:
+        if args.quick or not runs:
+            runs = [quick_run(Path(tmp))]
+        rows = [compare(r) for r in runs]
+    print("\n| run | validation f2 whole | windows | baseline | test f2 whole | windows | baseline |\n"
+          "|---|---|---|---|---|---|---|")
+    for r, row in zip(runs, rows, strict=True):
+        print(f"| {r.parent.name}/{r.name} | {row['validation f2, whole']:.4f} | {row['validation f2, windows']:.4f} | "
+              f"{row['validation baseline']:.4f} | {row['test f2, whole']:.4f} | {row['test f2, windows']:.4f} | "
+              f"{row['test baseline']:.4f} |")
+    for split in ("validation", "test"):
+        diffs = [row[f"{split} f2, whole"] - row[f"{split} f2, windows"] for row in rows]
+        report(f"{split}_f2_whole_minus_windows_mean", statistics.fmean(diffs), "f2")
+        report(f"{split}_f2_whole_minus_windows_min", min(diffs), "f2")
+    report("validation_f2_whole_mean", statistics.fmean(r["validation f2, whole"] for r in rows), "f2")
+    report("validation_f2_windows_mean", statistics.fmean(r["validation f2, windows"] for r in rows), "f2")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -31,6 +31,7 @@ from shiptoolkit.plots import plot_overlays
 from shiptoolkit.plugins import get_registry
 from shiptoolkit.prediction import PredictSettings, folder_items, index_items, predict_items, predict_labels
 from shiptoolkit.rundir import RunDir
+from shiptoolkit.sharding import Shard, parse_shard, write_sidecar
 from shiptoolkit.submission import SubmissionWriter, write_submission
 
 
@@ -62,6 +63,8 @@ class PredictResult:
     path: Path
     summary: Any
     skipped: list = field(default_factory=list)  # `Problem`s of the images given an empty row (on_error="skip")
+    shard: Shard | None = None  # the part predicted, of `total_images` (sharded prediction)
+    total_images: int = 0
 
 
 def _tuned(model) -> dict | None:
@@ -79,7 +82,8 @@ def _role_index(config: Config, role: str, splits: DataSplits | None, progress: 
 
 def predict_stage(config: Config, model, run_dir: str | Path, progress: bool = True,
                   images: str | None = None, out: str | Path | None = None, gate: Gate | None = None,
-                  splits: DataSplits | None = None, overwrite: bool = False) -> PredictResult:
+                  splits: DataSplits | None = None, overwrite: bool = False,
+                  shard: Shard | str | None = None) -> PredictResult:
     """Predict predict.images ("test", "validation" or a folder) and write the submission into the run dir.
 
     Uses the post-processing tuned on validation (postprocess.json beside the model) unless an
@@ -87,7 +91,12 @@ def predict_stage(config: Config, model, run_dir: str | Path, progress: bool = T
     being segmented. Folder images must be data.image_size square (their rows would not fit the
     submission otherwise); with data.on_error = "skip", such and unreadable images get an empty
     row and are listed in the result's `skipped`. The submission appears only when complete.
+
+    With `shard` ("I/N" or a `Shard`), only the images of shard I of N are predicted (chosen by a
+    hash of the ImageId among the predict.max_images first), and a shard description is written
+    beside the submission for `shiptoolkit.merging.merge_submissions`.
     """
+    shard = parse_shard(shard) if shard is not None else None
     p, data = config.settings.predict, config.settings.data
     source = images or p.images
     if source in ("test", "validation"):
@@ -95,13 +104,19 @@ def predict_stage(config: Config, model, run_dir: str | Path, progress: bool = T
     else:
         items = folder_items(Path(source).expanduser(), data.image_size)
     items = _limit(items, p.max_images)
+    all_ids = [image_id for image_id, _ in items]
+    if shard is not None:
+        items = shard.select(items)
     path = Path(out) if out else RunDir(run_dir).submission(p.out)
     SubmissionWriter(path, overwrite)  # refuses an existing file before the model is even loaded
     settings = PredictSettings.from_config(config, _tuned(model))
     gate = _gate(config, model, gate)
     skipped: list = []
     rows = predict_labels(_model(model, config), items, settings, progress, data.on_error, gate, problems=skipped)
-    return PredictResult(path, write_submission(rows, path, overwrite), skipped)
+    summary = write_submission(rows, path, overwrite)
+    if shard is not None:
+        write_sidecar(path, shard, [image_id for image_id, _ in items], all_ids, data.image_size, str(source))
+    return PredictResult(path, summary, skipped, shard, len(all_ids))
 
 
 @dataclass

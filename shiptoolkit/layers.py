@@ -18,7 +18,8 @@ LAYERS: list[tuple[str, str, tuple[str, ...]]] = [
     ("base", "exceptions, the config schema, hook specifications, pure helpers", (
         "errors", "schema", "hookspecs", "layers", "docstrings", "data.rle", "instances", "plots", "keras_metrics")),
     ("core", "registries, validated config and typed settings, plugins, the run directory", (
-        "registry", "config", "settings", "plugins", "rundir", "submission", "augment", "examples_index")),
+        "registry", "config", "settings", "plugins", "rundir", "submission", "sharding", "merging", "augment",
+        "examples_index")),
     ("components", "data, models, losses, metrics: what plugins register and runs build", (
         "data", "data.airbus", "data.split", "data.tables", "data.synth", "data.groups", "data.check", "data.source",
         "backbones", "backbones.encoders", "backbones.unet", "backbones.resnet_unet", "backbones.legacy_h5",
@@ -36,7 +37,8 @@ LAYERS: list[tuple[str, str, tuple[str, ...]]] = [
         "runner", "__init__")),
     ("interfaces", "the command line, and the docs' reference generated from it and the registries", (
         "cli", "cli.interrupts", "cli.run_plugins", "cli.components", "cli.data", "cli.evaluate",
-        "cli.export", "cli.plugins_cmd", "cli.predict", "cli.run", "cli.score", "cli.synth", "cli.train", "__main__",
+        "cli.export", "cli.plugins_cmd", "cli.predict", "cli.run", "cli.score", "cli.submission", "cli.synth",
+        "cli.train", "__main__",
         "reference")),
 ]
 

@@ -56,7 +56,10 @@ class SubmissionWriter:
         return self
 
     def write(self, image_id: str, labels: np.ndarray | None) -> None:
-        rles = instances_to_rles(labels) if labels is not None else []
+        self.write_rles(image_id, instances_to_rles(labels) if labels is not None else [])
+
+    def write_rles(self, image_id: str, rles: list[str]) -> None:
+        """One image's rows from its ships' RLE strings (checked by the caller: they must not overlap)."""
         self.images += 1
         self.with_ships += bool(rles)
         self.ships += len(rles)

@@ -47,7 +47,8 @@ def test_every_config_key_and_cli_command_is_documented():
         for key in section.keys:
             assert f"| `{key.name}` |" in text
     cli_text = reference.cli_markdown()
-    for command in ("run", "train", "predict", "score", "synth", "data check", "components", "plugins"):
+    for command in ("run", "train", "predict", "score", "submission merge", "synth", "data check", "components",
+                    "plugins"):
         assert f"`shiptoolkit {command}`" in cli_text
 
 

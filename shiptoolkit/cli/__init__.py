@@ -20,7 +20,8 @@ from shiptoolkit.rundir import RunDir
 # Where each command writes, for the fix in a "cannot write" message.
 _OUTPUT_OPTION = {"run": "--set run.out_dir=<folder>", "train": "--set run.out_dir=<folder>",
                   "evaluate": "--set run.out_dir=<folder>", "predict": "--out <file>", "score": "--per-image <file>",
-                  "synth": "another OUT folder", "export": "--out <folder>"}
+                  "synth": "another OUT folder", "export": "--out <folder>",
+                  "submission": "--out <file>"}
 # Errors of the machine around a path (permissions, read-only or full disk), not bugs: no traceback.
 _ENVIRONMENT_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT}
 
@@ -171,4 +172,16 @@ def cli(plugins: tuple[str, ...]) -> None:
     # `--plugin` modules are loaded already, by the option's callback.
 
 
-from shiptoolkit.cli import components, data, evaluate, export, plugins_cmd, predict, run, score, synth, train  # noqa: E402,F401,E501  (commands attach themselves)
+from shiptoolkit.cli import (  # noqa: E402,F401,E501  (commands attach themselves)
+    components,
+    data,
+    evaluate,
+    export,
+    plugins_cmd,
+    predict,
+    run,
+    score,
+    submission,
+    synth,
+    train,
+)

@@ -9,11 +9,20 @@ from pathlib import Path
 import click
 
 from shiptoolkit.cli import cli, model_and_config
+from shiptoolkit.errors import ConfigError
 from shiptoolkit.evaluation import predict_stage
 from shiptoolkit.export import MANIFEST, find_export, load_export
 from shiptoolkit.rundir import RunDir
+from shiptoolkit.sharding import Shard, parse_shard, sidecar_path
 
 SHOWN = 20  # skipped images listed with their reason; the rest by name only
+
+
+def _shard_option(ctx: click.Context, param: click.Parameter, value: str | None) -> Shard | None:
+    try:
+        return parse_shard(value) if value is not None else None
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None
 
 
 @cli.command()
@@ -23,16 +32,21 @@ SHOWN = 20  # skipped images listed with their reason; the rest by name only
 @click.option("--run", "run_dir", type=click.Path(exists=True, file_okay=False),
               help="A run directory: uses its best.keras and (without CONFIG) its config.toml.")
 @click.option("--images", required=True, type=click.Path(exists=True, file_okay=False), help="Folder of images.")
-@click.option("--out", default="submission.csv", show_default=True, type=click.Path(dir_okay=False),
-              help="Submission CSV to write (an existing one only with --overwrite).")
+@click.option("--out", type=click.Path(dir_okay=False),
+              help="Submission CSV to write (an existing one only with --overwrite). Default: submission.csv, "
+                   "with --shard I/N submission-I-of-N.csv.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out file (once the new one is complete).")
 @click.option("--trust-run-plugins", is_flag=True,
               help="Import the [plugins] modules of the --run directory's config.toml (they run code; off by default).")
 @click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE",
               help="Override a config value, e.g. --set predict.threshold=0.6.")
+@click.option("--shard", metavar="I/N", callback=_shard_option,
+              help="Predict only part I of N disjoint parts (numbered from 1; by a hash of the ImageId, the "
+                   "same on every machine); merge the parts with `shiptoolkit submission merge`.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def predict(config: str | None, model: str | None, run_dir: str | None, images: str, out: str, overwrite: bool,
-            trust_run_plugins: bool, overrides: tuple[str, ...], quiet: bool) -> None:
+def predict(config: str | None, model: str | None, run_dir: str | None, images: str, out: str | None,
+            overwrite: bool, trust_run_plugins: bool, overrides: tuple[str, ...], shard: Shard | None,
+            quiet: bool) -> None:
     """Predict every image of a folder and write a Kaggle submission (one row per ship).
 
     Thresholds, overlap, TTA, min_area and the image gate come from the config's [predict]
@@ -46,10 +60,18 @@ def predict(config: str | None, model: str | None, run_dir: str | None, images: 
     still overrides them). Load only exports you trust: .keras files are loaded in Keras' safe
     mode, but a SavedModel or TFLite file is a TensorFlow graph that shiptoolkit cannot vet.
 
-    Example:
+    --shard I/N predicts the I-th of N disjoint parts of the images, e.g. one per machine, and
+    writes a shard description beside the CSV (part.csv -> part.shard.json); `shiptoolkit
+    submission merge` checks the parts and joins them into one submission.
+
+    Examples:
 
         shiptoolkit predict --run runs/quickstart-20260101-120000 --images test_v2 --out submission.csv
+
+        shiptoolkit predict --run runs/quickstart-20260101-120000 --images test_v2 --shard 2/3
     """
+    if out is None:
+        out = f"submission-{shard.index}-of-{shard.count}.csv" if shard else "submission.csv"
     gate = None
     export = find_export(model) if model else None
     if export is not None:
@@ -68,12 +90,15 @@ def predict(config: str | None, model: str | None, run_dir: str | None, images: 
     with warnings.catch_warnings():  # the skipped images are listed below, each with its reason
         warnings.filterwarnings("ignore", message=".* predicted as empty", category=UserWarning)
         result = predict_stage(resolved, model, ".", progress=not quiet, images=images, out=out, overwrite=overwrite,
-                               gate=gate)
+                               gate=gate, shard=shard)
     s = result.summary
     seconds = time.perf_counter() - start
     skipped = f" ({len(result.skipped)} skipped: empty rows)" if result.skipped else ""
     click.echo(f"wrote {s.path}: {s.images} images{skipped}, {s.images_with_ships} with ships, {s.ships} ships "
                f"({seconds / max(1, s.images):.2f} s per image)")
+    if shard is not None:
+        click.echo(f"shard {shard}: {s.images} of {result.total_images} images (described in "
+                   f"{sidecar_path(s.path)}; merge all {shard.count} parts with `shiptoolkit submission merge`)")
     if result.skipped:  # nothing left out silently: each skipped image, and why
         click.echo(f"skipped {len(result.skipped)} image(s) (data.on_error = \"skip\"; each has an empty row):")
         for problem in result.skipped[:SHOWN]:

@@ -14,7 +14,7 @@ scores what the segmenter earns on it. The combination with the best mean wins.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ import numpy as np
 from shiptoolkit.config import Config, overridden_keys
 from shiptoolkit.errors import ConfigError
 from shiptoolkit.model_io import load_model
+from shiptoolkit.replicas import forward, spread
 from shiptoolkit.rundir import RunDir
 
 
@@ -45,12 +46,16 @@ class Gate:
         side = self.image_size
         x = np.stack([im if im.shape[:2] == (side, side) else cv2.resize(im, (side, side), interpolation=cv2.INTER_AREA)
                       for im in images]).astype(np.float32)
-        out = [np.asarray(self.model.predict_on_batch(x[k:k + self.batch_size])).reshape(-1)
-               for k in range(0, len(x), self.batch_size)]
-        return np.concatenate(out).astype(np.float32)
+        return forward(self.model, x, self.batch_size).reshape(-1)
 
     def accepts(self, probability: float) -> bool:
         return probability >= self.threshold
+
+    def spread(self, strategy: str) -> Gate:
+        """This gate with its classifier on every device under predict.strategy (`shiptoolkit.replicas.spread`);
+        `batch_size` then counts per device."""
+        model = spread(self.model, strategy)
+        return self if model is self.model else replace(self, model=model)
 
 
 def load_gate(config: Config, model_dir: str | Path) -> Gate | None:

@@ -24,7 +24,7 @@ LAYERS: list[tuple[str, str, tuple[str, ...]]] = [
         "data", "data.airbus", "data.split", "data.tables", "data.synth", "data.groups", "data.check", "data.source",
         "backbones", "backbones.encoders", "backbones.unet", "backbones.resnet_unet", "backbones.legacy_h5",
         "backbones.pretrained",
-        "classifiers", "losses", "metrics", "competition", "scoring", "model_io", "model_checks",
+        "classifiers", "losses", "metrics", "competition", "scoring", "model_io", "model_checks", "replicas",
         "samplers", "samplers.base", "samplers.patches", "samplers.mixed", "samplers.ship_patches",
         "samplers.full_images", "contracts", "pipeline")),
     ("prediction", "the gate's math and whole-image prediction, post-processing", (

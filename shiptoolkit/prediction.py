@@ -3,7 +3,9 @@
 A model trained on 128x128 patches predicts a 768x768 image through windows of its input size.
 All windows of a chunk of images go through the model in large batches (the seed called the
 model once per patch), and overlapping windows are blended with weights that favour window
-centres. A model without a fixed input size predicts whole images directly.
+centres. A model without a fixed input size predicts whole images directly. With
+predict.strategy = "mirrored", each batch is split over the devices of the machine
+(`shiptoolkit.replicas`): predict.batch_size then counts per device.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from shiptoolkit.data.airbus import Problem, read_rgb
 from shiptoolkit.errors import DataError
 from shiptoolkit.gate import Gate
 from shiptoolkit.instances import label_instances, split_by_seams, split_touching
+from shiptoolkit.replicas import forward, replica_count, spread
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 Loader = Callable[[], np.ndarray]
@@ -42,6 +45,7 @@ class PredictSettings:
     resize: int = 0
     split: str = "none"
     split_depth: float = 1.5
+    strategy: str = "default"
 
     @classmethod
     def from_config(cls, config, tuned: dict | None = None) -> PredictSettings:
@@ -118,12 +122,6 @@ def blend_weights(height: int, width: int, blend: str) -> np.ndarray:
     return (np.outer(axis(height), axis(width)) + 1e-3).astype(np.float32)  # floor: corners still count
 
 
-def _forward(model, x: np.ndarray, batch_size: int) -> np.ndarray:
-    """The model's output channels (N, H, W, C) on x, in batches."""
-    out = [np.asarray(model.predict_on_batch(x[k:k + batch_size])) for k in range(0, len(x), batch_size)]
-    return np.concatenate(out).astype(np.float32)
-
-
 def _flips(tta: bool) -> list[tuple[int, ...]]:
     return [(), (2,), (1,), (1, 2)] if tta else [()]  # axes of (N, H, W, C) arrays: none, horizontal, vertical
 
@@ -135,11 +133,12 @@ def predict_probabilities(model: Any, images: np.ndarray, window: int | None = N
     A model with several output channels (e.g. ship and seam) gives (N, H, W, C), each blended.
 
     Args:
-        model: a Keras model (or anything with `predict_on_batch`) with sigmoid outputs.
+        model: a Keras model (or anything with `predict_on_batch`) with sigmoid outputs; a
+            `shiptoolkit.replicas.MirroredModel` splits each batch over its devices.
         images: a batch of same-size images.
         window: window side (default: the model's input size; whole images if it has none).
         overlap: fraction of a window shared with its neighbour, in [0, 1).
-        batch_size: windows per forward pass.
+        batch_size: windows per forward pass on each replica (whole images: batch_size // 8 images).
         tta: average over horizontal and vertical flips.
         blend: "gaussian" (centre-weighted) or "mean".
     """
@@ -158,7 +157,7 @@ def predict_probabilities(model: Any, images: np.ndarray, window: int | None = N
         prob = 0.0
         for axes in _flips(tta):
             flipped = np.flip(padded, axes) if axes else padded
-            out = _forward(model, np.ascontiguousarray(flipped), max(1, batch_size // 8))
+            out = forward(model, np.ascontiguousarray(flipped), max(1, batch_size // 8))
             prob = prob + (np.flip(out, axes) if axes else out)
         return _squeeze(prob[:, :height, :width] / len(_flips(tta)))
     rows, cols = window_positions(height, win_h, overlap), window_positions(width, win_w, overlap)
@@ -167,7 +166,7 @@ def predict_probabilities(model: Any, images: np.ndarray, window: int | None = N
     preds = 0.0
     for axes in _flips(tta):
         flipped = np.ascontiguousarray(np.flip(windows, axes)) if axes else windows
-        out = _forward(model, flipped, batch_size)
+        out = forward(model, flipped, batch_size)
         preds = preds + (np.flip(out, axes) if axes else out)
     preds = preds / len(_flips(tta))
     weights = blend_weights(win_h, win_w, blend)[..., None]
@@ -266,6 +265,8 @@ def predict_items(model, items: Sequence[tuple[str, Loader]], settings: PredictS
     its (empty) row in a submission, and a `Problem` in `problems` (when given) says why.
     With a `gate` (see `shiptoolkit.gate`), each image gets its ship probability; with
     `skip_rejected` the images the gate rejects are not segmented (all-zero probabilities).
+    With settings.strategy = "mirrored", the model and the gate's classifier run on every device
+    (`shiptoolkit.replicas.spread`), and chunks hold `chunk` images per device.
     """
     from tqdm import tqdm
 
@@ -287,6 +288,9 @@ def predict_items(model, items: Sequence[tuple[str, Loader]], settings: PredictS
 
     if settings.whole_image and not settings.resize:
         model = whole_image_model(model)
+    model = spread(model, settings.strategy, print if progress else None)
+    gate = gate.spread(settings.strategy) if gate is not None else None
+    chunk *= replica_count(model)  # enough images to give every device a full batch
     chunks = [items[k:k + chunk] for k in range(0, len(items), chunk)]
     skipped = []
     bar = tqdm(total=len(items), desc="predict", unit="img", disable=not progress)

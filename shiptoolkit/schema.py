@@ -137,7 +137,11 @@ SCHEMA: dict[str, Section] = {s.name: s for s in [
             "watershed) or \"none\".", ("none", "watershed")),
         Key("split_depth", float, 1.5, "Watershed: how far (px) a ship's distance-map peak must rise above the "
             "neck joining it to another to count as its own ship (larger = fewer splits)."),
-        Key("batch_size", int, 32, "Windows per forward pass."),
+        Key("batch_size", int, 32, "Windows per forward pass on each device (whole images: batch_size // 8 images); "
+            "with strategy = \"mirrored\" a step runs batch_size x devices."),
+        Key("strategy", str, "default", "\"mirrored\": spread each batch over all GPUs of the machine "
+            "(`tf.distribute.MirroredStrategy`, the model copied onto each; the replica count is printed once); "
+            "\"default\": one device.", ("default", "mirrored")),
         Key("resize", int, 0, "Resize images to this side before predicting and probabilities back (0 = off); match a `full_images` sampler's `size`."),
         Key("max_images", int, 0, "Predict only this many images (0 = all)."),
     )),

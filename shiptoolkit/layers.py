@@ -21,7 +21,8 @@ LAYERS: list[tuple[str, str, tuple[str, ...]]] = [
         "registry", "config", "settings", "plugins", "rundir", "submission", "sharding", "merging", "augment",
         "examples_index")),
     ("components", "data, models, losses, metrics: what plugins register and runs build", (
-        "data", "data.airbus", "data.split", "data.tables", "data.synth", "data.groups", "data.check", "data.source",
+        "data", "data.airbus", "data.split", "data.tables", "data.synth", "data.groups", "data.hash_cache",
+        "data.check", "data.source",
         "backbones", "backbones.encoders", "backbones.unet", "backbones.resnet_unet", "backbones.legacy_h5",
         "backbones.pretrained",
         "classifiers", "losses", "metrics", "competition", "scoring", "model_io", "model_checks", "replicas",

@@ -71,6 +71,9 @@ SCHEMA: dict[str, Section] = {s.name: s for s in [
             "one side (leak-free on the real data, whose images are overlapping crops).", ("image", "groups")),
         Key("groups_csv", str, "", "For split = \"groups\": a CSV `ImageId,group` (relative to `path`); \"\" = "
             "find the groups by hashing 256 px tiles (images sharing a tile are one group)."),
+        Key("group_cache", str, "tile_hashes.sqlite", "For split = \"groups\" without `groups_csv`: a file keeping each "
+            "image's tile hashes between runs (relative to `cache_dir`), so a second run reads no image again; an image "
+            "whose size or mtime changed is hashed anew. Safe to delete; \"\" = no cache."),
         Key("max_images", int, 0, "Use only this many images (0 = all); handy for quick trials."),
         Key("synthetic_images", int, 400, "Images in the generated synthetic dataset."),
         Key("synthetic_seed", int, 0, "Seed of the generated synthetic dataset."),

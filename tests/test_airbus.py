@@ -56,3 +56,19 @@ def test_missing_columns(tmp_path):
     (tmp_path / "x.csv").write_text("Id,Pixels\na,1 2\n")
     with pytest.raises(DataError, match="lacks column"):
         AirbusIndex.from_csv(tmp_path / "x.csv", tmp_path)
+
+
+def test_validate_names_every_broken_image_past_the_vectorised_pass(tmp_path, monkeypatch):
+    from shiptoolkit.data import airbus
+
+    monkeypatch.setattr(airbus, "PARSE_CHUNK", 2)  # several chunks, the broken ones in later chunks
+    good = [(f"ok{i}.jpg", f"{1 + 100 * i} 5") for i in range(5)] + [("ok0.jpg", "900 3"), ("empty.jpg", "")]
+    bad = [("odd.jpg", "1 2 3"), ("overlap.jpg", "10 5 12 3"), ("past.jpg", "9210 10"), ("text.jpg", "5 x")]
+    rows = good[:3] + bad[:2] + good[3:] + bad[2:]
+    index = AirbusIndex.from_rows(rows, tmp_path, on_error="skip", shape=(96, 96))
+    with pytest.warns(UserWarning, match="Skipped 4 image.*4 bad_rle"):
+        problems = index.validate(check_images=False, check_files=False)
+    assert [p.image_id for p in problems] == ["odd.jpg", "overlap.jpg", "past.jpg", "text.jpg"]
+    assert "odd number" in problems[0].message and "overlap" in problems[1].message
+    assert index.image_ids == ["ok0.jpg", "ok1.jpg", "ok2.jpg", "ok3.jpg", "ok4.jpg", "empty.jpg"]
+    assert AirbusIndex.from_rows(good, tmp_path, shape=(96, 96)).validate(check_images=False, check_files=False) == []

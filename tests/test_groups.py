@@ -127,7 +127,7 @@ def test_a_generic_tile_shared_by_many_images_links_nothing(tmp_path, monkeypatc
     fake = {f"g{i:02d}.jpg": [b"generic", bytes([i]) * 32] + [None] * 7 for i in range(12)}
     fake.update({"a.jpg": [b"place"] + [None] * 8, "b.jpg": [b"place"] + [None] * 8})
     index = AirbusIndex.from_rows([(i, "") for i in fake], tmp_path, shape=(SIZE, SIZE))
-    monkeypatch.setattr(groups_module, "_hashes_streamed", lambda index, grid, workers: iter(
+    monkeypatch.setattr(groups_module, "_hashes_streamed", lambda index, grid, workers, cache: iter(
         [fake[i] for i in index.image_ids]))
     groups = find_groups(index, progress=False)
     assert groups["a.jpg"] == groups["b.jpg"] == "a.jpg"  # a real shared place still links

@@ -9,6 +9,7 @@ to JPEG noise), and `split_by_group` sends whole groups to one side.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -16,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from shiptoolkit.data.airbus import AirbusIndex
+from shiptoolkit.data.hash_cache import TileHashCache, file_key
 from shiptoolkit.data.tables import read_csv_columns
 from shiptoolkit.errors import DataError
 
@@ -28,6 +30,9 @@ MIN_TILE_STD = 2.0
 # edge or a smooth gradient gives nearly the same half-and-half pattern in unrelated images.
 MIN_REGIONS = 3
 READ_CHUNK = 64  # images submitted to the thread pool at a time: memory stays a few images
+# Bump when `tile_hashes` changes in a way the constants above do not show: hashes cached on disk
+# by an earlier version are then not reused.
+HASH_VERSION = 1
 
 
 def tile_hashes(image: np.ndarray, grid: int = 3) -> list[bytes | None]:
@@ -74,15 +79,44 @@ def _regions(bits: np.ndarray) -> int:
     return cv2.connectedComponents(ones, connectivity=4)[0] + cv2.connectedComponents(1 - ones, connectivity=4)[0] - 2
 
 
-def _hashes_streamed(index: AirbusIndex, grid: int, workers: int) -> Iterator[list[bytes | None]]:
-    """Tile hashes of every image in index order, reading a bounded number of images at a time."""
+def hash_params(grid: int, shape: tuple[int, int]) -> str:
+    """Everything a tile hash depends on besides the image file: cached hashes are reused only for equal params.
+
+    The shape is in because reading checks it: a cache filled for other sizes must not let a
+    wrong-size image through.
+    """
+    return (f"version={HASH_VERSION} side={HASH_SIDE} grid={grid} min_std={MIN_TILE_STD} "
+            f"min_regions={MIN_REGIONS} shape={shape[0]}x{shape[1]}")
+
+
+def _hashes_streamed(index: AirbusIndex, grid: int, workers: int,
+                     cache: str | Path | None = None) -> Iterator[list[bytes | None]]:
+    """Tile hashes of every image in index order, reading a bounded number of images at a time.
+
+    Images whose file (same path, size and mtime) was hashed with the same parameters before
+    come from the cache at `cache` without being read; the others are read, hashed and stored.
+    """
     ids = index.image_ids
-    with ThreadPoolExecutor(max(1, workers)) as pool:  # decoding releases the GIL: threads suffice
+    folder = str(index.image_dir.resolve())  # once: resolving 192,556 paths one by one costs seconds
+
+    def read_and_hash(image_id: str) -> list[bytes | None]:
+        return tile_hashes(index.read_image(image_id), grid)
+
+    with (TileHashCache(cache, hash_params(grid, index.shape), grid * grid) as cached,
+          ThreadPoolExecutor(max(1, workers)) as pool):  # decoding releases the GIL: threads suffice
         for a in range(0, len(ids), READ_CHUNK):
-            yield from pool.map(lambda i: tile_hashes(index.read_image(i), grid), ids[a:a + READ_CHUNK])
+            chunk = ids[a:a + READ_CHUNK]
+            keys = [file_key(os.path.join(folder, image_id)) for image_id in chunk]
+            tiles = cached.lookup(keys)
+            todo = [k for k, t in enumerate(tiles) if t is None]
+            for k, hashes in zip(todo, pool.map(read_and_hash, [chunk[k] for k in todo]), strict=True):
+                tiles[k] = hashes
+            cached.store([(keys[k], tiles[k]) for k in todo if keys[k] is not None])
+            yield from tiles
 
 
-def find_groups(index: AirbusIndex, grid: int = 3, progress: bool = True, workers: int = 2) -> dict[str, str]:
+def find_groups(index: AirbusIndex, grid: int = 3, progress: bool = True, workers: int = 2,
+                cache: str | Path | None = None) -> dict[str, str]:
     """Group images that share an informative tile (transitively): image id -> group id.
 
     The group id is the group's smallest image id, so it does not depend on the index order.
@@ -94,6 +128,8 @@ def find_groups(index: AirbusIndex, grid: int = 3, progress: bool = True, worker
         grid: tiles per side (Airbus: 3, i.e. 256 px tiles of 768 px images).
         progress: show a progress bar.
         workers: threads reading and hashing images.
+        cache: a file of tile hashes kept between runs (see `shiptoolkit.data.hash_cache`): an image
+            hashed before, unchanged since, is not read again. None: no cache.
     """
     from tqdm import tqdm
 
@@ -111,7 +147,7 @@ def find_groups(index: AirbusIndex, grid: int = 3, progress: bool = True, worker
     # linking through it would chain unrelated images into one giant group, so it is ignored.
     most = grid * grid
     owners: dict[bytes, list[int]] = {}  # tile hash -> the images that have it (up to most + 1)
-    hashes = _hashes_streamed(index, grid, workers)
+    hashes = _hashes_streamed(index, grid, workers, cache)
     for i, tiles in enumerate(tqdm(hashes, total=len(ids), desc="tile hashes", unit="img", disable=not progress)):
         for h in set(t for t in tiles if t is not None):
             images = owners.setdefault(h, [])

@@ -192,4 +192,12 @@ def _groups(config: Config, index: AirbusIndex, progress: bool) -> dict[str, str
     if d.groups_csv:
         root = synthetic_path(config) if d.path == "synthetic" else Path(d.path).expanduser()
         return read_groups_csv(root / d.groups_csv, index)
-    return find_groups(index, progress=progress, workers=config.settings.train.workers)
+    return find_groups(index, progress=progress, workers=config.settings.train.workers, cache=group_cache_path(config))
+
+
+def group_cache_path(config: Config) -> Path | None:
+    """The tile-hash cache file data.group_cache names (relative to data.cache_dir), None when it is off."""
+    d = config.settings.data
+    if not d.group_cache:
+        return None
+    return Path(d.cache_dir).expanduser() / Path(d.group_cache).expanduser()  # an absolute group_cache stays as is

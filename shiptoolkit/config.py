@@ -251,6 +251,7 @@ def _check_cross_fields(values: dict[str, dict[str, Any]], where: str) -> None:
         (0.0 <= values["predict"]["threshold"] <= 1.0, "predict.threshold must be in [0, 1]"),
         (values["data"]["synthetic_images"] >= 1, "data.synthetic_images must be >= 1"),
         (values["predict"]["split_depth"] > 0, "predict.split_depth must be > 0"),
+        (all(d > 0 for d in values["tune"]["split_depths"]), "tune.split_depths must be > 0 (each)"),
         (values["classifier"]["image_size"] >= 32, "classifier.image_size must be >= 32"),
         (0.0 < values["classifier"]["ship_fraction"] < 1.0, "classifier.ship_fraction must be in (0, 1)"),
         (0.0 <= values["classifier"]["threshold"] <= 1.0, "classifier.threshold must be in [0, 1]"),

@@ -283,7 +283,8 @@ class Evaluation:
             report = gate_report(self.rows, probabilities, self.gate.threshold)
             metrics.update({k: v for k, v in report.items() if k.startswith("gate_")})
         if self.tuned:
-            metrics["postprocess"] = {k: self.tuned[k] for k in ("threshold", "min_area", "classifier_threshold")}
+            metrics["postprocess"] = {k: self.tuned[k] for k in ("threshold", "min_area", "split_depth",
+                                                                 "classifier_threshold") if k in self.tuned}
         for name, evaluator in self._evaluators.items():
             if name != "f2":
                 metrics.update(evaluator.result())

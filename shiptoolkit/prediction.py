@@ -49,12 +49,14 @@ class PredictSettings:
 
     @classmethod
     def from_config(cls, config, tuned: dict | None = None) -> PredictSettings:
-        """The config's [predict] values; with `tuned` (postprocess.json), its threshold and min_area
-        replace the config's unless an override (`--set predict.threshold=...`) names the key."""
+        """The config's [predict] values; with `tuned` (postprocess.json), its threshold, min_area (and
+        split_depth, when tuned) replace the config's unless an override (`--set predict.threshold=...`)
+        names the key."""
         values = {f.name: getattr(config.settings.predict, f.name) for f in fields(cls)}
         if tuned:
             named = overridden_keys(config)
-            values.update({k: tuned[k] for k in ("threshold", "min_area") if f"predict.{k}" not in named})
+            values.update({k: tuned[k] for k in ("threshold", "min_area", "split_depth")
+                           if k in tuned and f"predict.{k}" not in named})
         return cls(**values)
 
     def labels(self, prob: np.ndarray, threshold: float | None = None, min_area: int | None = None,

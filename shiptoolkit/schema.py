@@ -179,6 +179,8 @@ SCHEMA: dict[str, Section] = {s.name: s for s in [
         Key("enabled", bool, True, "Tune after training (needs validation images)."),
         Key("thresholds", list[float], [0.3, 0.4, 0.5, 0.6, 0.7, 0.8], "Segmenter probability thresholds to try."),
         Key("min_areas", list[int], [0, 10, 20, 40, 80, 150], "min_area values to try."),
+        Key("split_depths", list[float], [], "With predict.split = \"watershed\": split depths to try besides "
+            "predict.split_depth, in the same scan ([] = keep predict.split_depth)."),
         Key("max_images", int, 0, "Validation images to tune on (0 = all)."),
         Key("gate_floor", float, 0.1, "Classifier thresholds below this are not tried, and images under it are not "
             "segmented while tuning (they would be rejected at any threshold tried)."),

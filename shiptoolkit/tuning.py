@@ -80,15 +80,22 @@ def choose(scores: np.ndarray, thresholds: Sequence[float], min_areas: Sequence[
 
 def tune_postprocess(model: Any, index, settings: PredictSettings, thresholds: Sequence[float],
                      min_areas: Sequence[int], gate: Gate | None = None, tune_gate: bool = True,
-                     gate_floor: float = 0.02, progress: bool = True, on_error: str = "raise") -> dict:
-    """Choose threshold, min_area and (with a gate) its threshold for f2 on `index` (validation only).
+                     gate_floor: float = 0.02, progress: bool = True, on_error: str = "raise",
+                     split_depths: Sequence[float] = ()) -> dict:
+    """Choose threshold, min_area, (with `predict.split = "watershed"`) the split depth and (with a
+    gate) its threshold for f2 on `index` (validation only), in one joint scan.
 
     Returns the content of postprocess.json: the choice, f2 with it and with the defaults
     (`settings` and the gate's own threshold), the all-empty baseline, what it was tuned on, and
-    the scan (for each threshold x min_area, its best gate threshold and f2).
+    the scan (for each split depth x threshold x min_area, its best gate threshold and f2).
     """
     thresholds = sorted({float(t) for t in [*thresholds, settings.threshold]})
     min_areas = sorted({int(a) for a in [*min_areas, settings.min_area]})
+    # the config's own depth first: a tie keeps it (choose() takes the first of equal candidates)
+    depths = [settings.split_depth] + sorted({float(d) for d in split_depths} - {settings.split_depth}) \
+        if settings.split == "watershed" else [settings.split_depth]
+    variants = [dataclasses.replace(settings, split_depth=d) for d in depths]
+    n_t = len(thresholds)
     default_gate = gate.threshold if gate is not None else None
     floor = min(gate_floor, default_gate) if gate is not None and tune_gate else default_gate
     screening = dataclasses.replace(gate, threshold=floor) if gate is not None else None
@@ -98,8 +105,8 @@ def tune_postprocess(model: Any, index, settings: PredictSettings, thresholds: S
         true = index.labels(p.image_id)
         is_empty = not true.any()
         rejected = p.prob is None or (screening is not None and not screening.accepts(p.ship_probability))
-        f2.append(np.full((len(thresholds), len(min_areas)), float(is_empty)) if rejected
-                  else f2_grid(true, p.prob, settings, thresholds, min_areas, p.seam))
+        f2.append(np.full((len(depths) * n_t, len(min_areas)), float(is_empty)) if rejected
+                  else np.concatenate([f2_grid(true, p.prob, v, thresholds, min_areas, p.seam) for v in variants]))
         empty.append(is_empty)
         ship_p.append(p.ship_probability)
         ids.append(p.image_id)
@@ -107,8 +114,9 @@ def tune_postprocess(model: Any, index, settings: PredictSettings, thresholds: S
     probs = np.array(ship_p) if gate is not None else None
     gates = (gate_candidates(probs, floor, [default_gate]) if tune_gate else np.array([default_gate])) \
         if gate is not None else None
-    scores = scan_scores(f2_arr, empty_arr, probs, gates)
-    g, t, a = choose(scores, thresholds, min_areas, gates)
+    scores = scan_scores(f2_arr, empty_arr, probs, gates)  # (G, D x T, A): depth-major rows
+    g, dt, a = choose(scores, thresholds * len(depths), min_areas, gates)
+    t = dt % n_t
     t0, a0 = thresholds.index(settings.threshold), min_areas.index(settings.min_area)
     g0 = int(np.argmin(np.abs(gates - default_gate))) if gates is not None else 0
     per_pair = scores.max(axis=0)
@@ -116,17 +124,19 @@ def tune_postprocess(model: Any, index, settings: PredictSettings, thresholds: S
     return {
         "threshold": thresholds[t],
         "min_area": min_areas[a],
+        **({"split_depth": depths[dt // n_t]} if len(depths) > 1 else {}),
         "classifier_threshold": float(gates[g]) if gates is not None else None,
-        "f2": float(scores[g, t, a]),
+        "f2": float(scores[g, dt, a]),
         "f2_with_defaults": float(scores[g0, t0, a0]),
         "f2_all_empty_baseline": float(empty_arr.mean()),
         "defaults": {"threshold": settings.threshold, "min_area": settings.min_area,
                      "classifier_threshold": default_gate},
         "tuned_on": {"role": "validation", "images": len(ids), "empty_images": int(empty_arr.sum()),
                      "image_ids_sha1": hashlib.sha1("\n".join(sorted(ids)).encode()).hexdigest()},
-        "scan": [{"threshold": thresholds[i], "min_area": min_areas[j],
+        "scan": [{"threshold": thresholds[i % n_t], "min_area": min_areas[j],
+                  **({"split_depth": depths[i // n_t]} if len(depths) > 1 else {}),
                   "classifier_threshold": float(gates[best_gate[i, j]]) if gates is not None else None,
-                  "f2": float(per_pair[i, j])} for i in range(len(thresholds)) for j in range(len(min_areas))],
+                  "f2": float(per_pair[i, j])} for i in range(len(depths) * n_t) for j in range(len(min_areas))],
     }
 
 
@@ -135,6 +145,7 @@ def describe_tuned(info: dict) -> str:
     gate = f", classifier threshold {info['classifier_threshold']:.3f}" if info["classifier_threshold"] is not None \
         else ""
     on = info["tuned_on"]
+    depth = f", split depth {info['split_depth']}" if "split_depth" in info else ""
     return (f"tuned on {on['images']} validation images ({on['empty_images']} empty): threshold {info['threshold']}, "
-            f"min_area {info['min_area']}{gate}: validation f2 {info['f2']:.4f} "
+            f"min_area {info['min_area']}{depth}{gate}: validation f2 {info['f2']:.4f} "
             f"(defaults {info['f2_with_defaults']:.4f}, all-empty baseline {info['f2_all_empty_baseline']:.4f})")

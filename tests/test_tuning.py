@@ -9,10 +9,11 @@ import pytest
 
 from shiptoolkit.callbacks import BestCheckpoint, CollapseGuard, predicts_nothing
 from shiptoolkit.config import load_config
+from shiptoolkit.errors import ConfigError
 from shiptoolkit.prediction import PredictSettings, postprocess
 from shiptoolkit.runner import prepare_config
 from shiptoolkit.training import TrainingCollapsed, train
-from shiptoolkit.tuning import choose, f2_grid, gate_candidates, scan_scores
+from shiptoolkit.tuning import choose, describe_tuned, f2_grid, gate_candidates, scan_scores
 
 
 def test_f2_grid_matches_postprocess_for_every_threshold_and_min_area():
@@ -202,3 +203,43 @@ def test_a_missing_test_set_is_a_clear_error(tmp_path, rect_writer):
                          progress=False)
     with pytest.raises(ConfigError, match="data.test_fraction"):
         splits.role("test")
+
+
+def test_the_split_depth_is_tuned_with_the_threshold_and_used_by_predict(tmp_path):
+    """Two ships joined by a neck in the prediction: a watershed at depth 1.5 splits them, at depth
+    50 it cannot; with the config's depth 50 and 1.5 among tune.split_depths, the scan picks 1.5."""
+    import cv2
+    import keras
+
+    from shiptoolkit.data.airbus import AirbusIndex
+    from shiptoolkit.data.rle import rle_encode
+    from shiptoolkit.tuning import tune_postprocess
+
+    (tmp_path / "train_v2").mkdir()
+    rows = ["ImageId,EncodedPixels"]
+    for i in range(3):
+        image, ships = np.zeros((64, 64, 3), np.uint8), []
+        for r0 in (10, 26):  # two 12x30 hulls, 4 px apart
+            mask = np.zeros((64, 64), np.uint8)
+            mask[r0:r0 + 12, 16:46] = 1
+            ships.append(mask)
+            rows.append(f"p{i}.png,{rle_encode(mask)}")
+        image[..., 0] = 255 * sum(ships)
+        image[22:26, 29:33, 0] = 255  # the neck: predicted ship, not in the masks
+        cv2.imwrite(str(tmp_path / "train_v2" / f"p{i}.png"), np.ascontiguousarray(image[..., ::-1]))
+    (tmp_path / "train_ship_segmentations_v2.csv").write_text("\n".join(rows) + "\n")
+    index = AirbusIndex.from_kaggle(tmp_path, shape=(64, 64))
+    inputs = keras.Input((None, None, 3))  # outputs the red channel / 255: the probabilities drawn above
+    conv = keras.layers.Conv2D(1, 1, use_bias=False)
+    model = keras.Model(inputs, conv(inputs))
+    conv.set_weights([np.array([1 / 255, 0, 0], "float32").reshape(1, 1, 3, 1)])
+    settings = PredictSettings(split="watershed", split_depth=50.0)
+    info = tune_postprocess(model, index, settings, [0.5], [0], progress=False, split_depths=[1.5])
+    assert info["split_depth"] == 1.5 and info["f2"] > info["f2_with_defaults"], info
+    assert {row["split_depth"] for row in info["scan"]} == {1.5, 50.0}
+    assert PredictSettings.from_config(load_config({"predict": {"split": "watershed"}}), info).split_depth == 1.5
+    config = load_config({"predict": {"split": "watershed"}}, ["predict.split_depth=7"])
+    assert PredictSettings.from_config(config, info).split_depth == 7  # an override still wins
+    assert "split depth 1.5" in describe_tuned(info)
+    with pytest.raises(ConfigError, match="tune.split_depths"):
+        load_config({"tune": {"split_depths": [0.0]}})

@@ -17,6 +17,7 @@ import numpy as np
 
 from shiptoolkit.competition import F2Accumulator, iou_matrix_from_labels
 from shiptoolkit.gate import Gate
+from shiptoolkit.multi_worker import local_copy
 from shiptoolkit.prediction import PredictSettings, index_items, predict_items
 
 
@@ -44,14 +45,20 @@ def score_images(model, index, settings: PredictSettings, gate: Gate | None = No
 class ValidationF2(keras.callbacks.Callback):
     """Every `every` epochs (and at the last), predict whole validation images with the real
     prediction path and log `val_f2`, `val_f2_baseline`, `val_fp_rate_empty` and
-    `val_predicted_pixels`; other epochs log NaN (never chosen as best)."""
+    `val_predicted_pixels`; other epochs log NaN (never chosen as best).
+
+    Several workers (`share`, `scores`): only the worker with `scores` (the chief) predicts, on a
+    copy of the model outside the strategy, and `share` hands its numbers to every worker, so that
+    all take the same decisions (see `shiptoolkit.multi_worker.share_from_chief`)."""
 
     def __init__(self, index, settings: PredictSettings, gate: Gate | None = None, every: int = 1,
-                 on_error: str = "raise", echo: Callable[[str], Any] | None = print) -> None:
+                 on_error: str = "raise", echo: Callable[[str], Any] | None = print,
+                 share: Callable[[list[float]], list[float]] | None = None, scores: bool = True) -> None:
         super().__init__()
         self.index, self.settings, self.gate, self.every, self.on_error = index, settings, gate, every, on_error
-        self.echo = echo
+        self.echo, self.share, self.scores = echo, share, scores
         self.seconds: list[float] = []
+        self.last: dict[str, float] = {}  # the last scores this worker computed
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = logs if logs is not None else {}
@@ -60,15 +67,22 @@ class ValidationF2(keras.callbacks.Callback):
         if (epoch + 1) % self.every and not last:
             logs.update(dict.fromkeys(keys, float("nan")))
             return
-        start = time.perf_counter()
-        s = score_images(self.model, self.index, self.settings, self.gate, on_error=self.on_error)
-        self.seconds.append(time.perf_counter() - start)
-        logs.update(zip(keys, (s["f2"], s["f2_all_empty_baseline"], s["fp_rate_empty"], s["predicted_pixels"]),
-                        strict=True))
-        if self.echo:
+        values = self._score() if self.scores else [0.0] * len(keys)
+        if self.share is not None:
+            values = self.share(values)
+        logs.update(zip(keys, values, strict=True))
+        if self.echo and self.scores:
+            s = self.last
             self.echo(f"epoch {epoch + 1}: val_f2 {s['f2']:.4f} (all-empty baseline {s['f2_all_empty_baseline']:.4f}, "
                       f"FP rate on empty {s['fp_rate_empty']:.3f}) on {s['images']} whole validation images in "
                       f"{self.seconds[-1]:.1f} s")
+
+    def _score(self) -> list[float]:
+        start = time.perf_counter()
+        model = local_copy(self.model) if self.share is not None else self.model
+        self.last = s = score_images(model, self.index, self.settings, self.gate, on_error=self.on_error)
+        self.seconds.append(time.perf_counter() - start)
+        return [s["f2"], s["f2_all_empty_baseline"], s["fp_rate_empty"], s["predicted_pixels"]]
 
 
 def predicts_nothing(logs: dict) -> bool:

@@ -6,6 +6,7 @@ Its threshold is the config's until the post-processing is tuned after the segme
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
@@ -16,14 +17,17 @@ from shiptoolkit.augment import build_augment
 from shiptoolkit.callbacks import fit_callbacks
 from shiptoolkit.config import Config
 from shiptoolkit.contracts import build_callbacks, build_component
+from shiptoolkit.multi_worker import AverageAcrossWorkers, is_multi_worker
 from shiptoolkit.pipeline import ShipLabelBatches
 from shiptoolkit.plots import plot_history
 from shiptoolkit.rundir import RunDir
 from shiptoolkit.samplers.full_images import FullImageSampler
 
 
-def train_classifier(config: Config, run_dir: str | Path, train_index, val_index, progress: bool = True) -> Path:
-    """Train [classifier] on whole images resized to classifier.image_size, balanced by ship_fraction."""
+def train_classifier(config: Config, run_dir: str | Path, train_index, val_index, progress: bool = True,
+                     distribution=None) -> Path:
+    """Train [classifier] on whole images resized to classifier.image_size, balanced by ship_fraction;
+    under `distribution` (a `tf.distribute` strategy, e.g. several workers) when given."""
     s = config.settings
     c, seed, run = s.classifier, s.run.seed, RunDir(run_dir)
     sampler = FullImageSampler(train_index, c.image_size, 1.0 - c.ship_fraction, seed=seed + 3, cache_images=1024)
@@ -35,13 +39,15 @@ def train_classifier(config: Config, run_dir: str | Path, train_index, val_index
         val_sampler = FullImageSampler(val_index, c.image_size, -1.0, seed=seed + 4, cache_images=1024)
         val_batches = ShipLabelBatches(val_sampler, c.batch_size, None, None, workers, on_error, fixed_epoch=True)
     keras.utils.set_random_seed(seed + 3)
-    model = build_component("classifier", c.name, input_shape=(c.image_size, c.image_size, 3), **c.params)
-    model.compile(optimizer=keras.optimizers.Adam(c.learning_rate), loss="binary_crossentropy",
-                  metrics=[keras.metrics.BinaryAccuracy(name="accuracy"), keras.metrics.Precision(name="precision"),
-                           keras.metrics.Recall(name="recall")])
+    with distribution.scope() if distribution is not None else contextlib.nullcontext():
+        model = build_component("classifier", c.name, input_shape=(c.image_size, c.image_size, 3), **c.params)
+        model.compile(optimizer=keras.optimizers.Adam(c.learning_rate), loss="binary_crossentropy",
+                      metrics=[keras.metrics.BinaryAccuracy(name="accuracy"), keras.metrics.Precision(name="precision"),
+                               keras.metrics.Recall(name="recall")])
     monitor = "val_loss" if val_batches is not None else "loss"
     best = keras.callbacks.ModelCheckpoint(run.classifier, monitor=monitor, save_best_only=True)
-    callbacks = fit_callbacks(best, run.classifier_history, monitor, early_stopping_patience=c.early_stopping_patience)
+    callbacks = [AverageAcrossWorkers(distribution)] if is_multi_worker(distribution) else []
+    callbacks += fit_callbacks(best, run.classifier_history, monitor, early_stopping_patience=c.early_stopping_patience)
     callbacks += build_callbacks(config, run.path, "classifier")  # the plugins' ones train.callbacks names
     model.fit(train_batches, validation_data=val_batches, epochs=c.epochs, callbacks=callbacks,
               verbose=1 if progress else 0)
@@ -49,7 +55,8 @@ def train_classifier(config: Config, run_dir: str | Path, train_index, val_index
     return run.classifier
 
 
-def train_gate(config: Config, run_dir: str | Path, train_index, val_index, progress: bool = True) -> Path | None:
+def train_gate(config: Config, run_dir: str | Path, train_index, val_index, progress: bool = True,
+               distribution=None) -> Path | None:
     """Train the classifier (before the segmenter, whose validation f2 then uses it) and write gate.json.
 
     Its threshold is the config's until the post-processing is tuned after the segmenter
@@ -60,7 +67,7 @@ def train_gate(config: Config, run_dir: str | Path, train_index, val_index, prog
         return None
     if run.gate.is_file() and run.classifier.is_file():
         return run.gate  # a resumed run that already finished its gate
-    train_classifier(config, run.path, train_index, val_index, progress)
+    train_classifier(config, run.path, train_index, val_index, progress, distribution)
     info: dict[str, Any] = {"classifier": c.name, "threshold": c.threshold, "image_size": c.image_size,
                             "tuned_in": run.postprocess.name if c.tune_threshold else None}
     run.gate.write_text(json.dumps(info, indent=2))

@@ -16,7 +16,8 @@ from pathlib import Path
 # Lowest first. Each entry: the layer's name, its one job, its modules (package-relative names).
 LAYERS: list[tuple[str, str, tuple[str, ...]]] = [
     ("base", "exceptions, the config schema, hook specifications, pure helpers", (
-        "errors", "schema", "hookspecs", "layers", "docstrings", "data.rle", "instances", "plots", "keras_metrics")),
+        "errors", "schema", "hookspecs", "layers", "docstrings", "data.rle", "instances", "plots", "keras_metrics",
+        "cluster")),
     ("core", "registries, validated config and typed settings, plugins, the run directory", (
         "registry", "config", "settings", "plugins", "rundir", "submission", "sharding", "merging", "augment",
         "examples_index")),
@@ -27,7 +28,7 @@ LAYERS: list[tuple[str, str, tuple[str, ...]]] = [
         "backbones.pretrained",
         "classifiers", "losses", "metrics", "competition", "scoring", "model_io", "model_checks", "replicas",
         "samplers", "samplers.base", "samplers.patches", "samplers.mixed", "samplers.ship_patches",
-        "samplers.full_images", "contracts", "pipeline")),
+        "samplers.full_images", "contracts", "pipeline", "multi_worker")),
     ("prediction", "the gate's math and whole-image prediction, post-processing", (
         "gate", "prediction")),
     ("choices", "what is chosen on validation: post-processing tuning, checkpoint callbacks", (
@@ -39,15 +40,14 @@ LAYERS: list[tuple[str, str, tuple[str, ...]]] = [
     ("interfaces", "the command line, and the docs' reference generated from it and the registries", (
         "cli", "cli.interrupts", "cli.run_plugins", "cli.components", "cli.data", "cli.evaluate",
         "cli.export", "cli.plugins_cmd", "cli.predict", "cli.run", "cli.score", "cli.submission", "cli.synth",
-        "cli.train", "__main__",
-        "reference")),
+        "cli.train", "cli.workers", "__main__", "reference")),
 ]
 
 # Modules that import Keras/TensorFlow at their top: others import them inside functions, so
 # that importing the package, the CLI and the config stays fast.
 LAZY = {f"shiptoolkit.{m}" for m in (
     "backbones.encoders", "backbones.resnet_unet", "backbones.unet", "callbacks", "classifiers", "gate_training",
-    "keras_metrics", "losses", "pipeline", "runner", "training")}
+    "keras_metrics", "losses", "multi_worker", "pipeline", "runner", "training")}
 
 LAYER_OF = {f"shiptoolkit.{m}" if m != "__init__" else "shiptoolkit": i
             for i, (_, _, modules) in enumerate(LAYERS) for m in modules}

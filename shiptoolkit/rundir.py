@@ -32,7 +32,7 @@ from shiptoolkit.errors import ConfigError, ShiptoolkitError
 RESUMABLE_KEYS = {
     "train": {"epochs", "steps_per_epoch", "validation_steps", "learning_rate", "early_stopping_patience",
               "reduce_lr_patience", "reduce_lr_factor", "val_f2_every", "val_f2_images", "collapse_patience",
-              "tensorboard", "workers", "batch_size", "jit_compile", "callbacks"},
+              "tensorboard", "workers", "batch_size", "jit_compile", "callbacks", "strategy"},
     "predict": "*", "evaluate": "*", "tune": "*", "run": {"stages"},
 }
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from shiptoolkit.cluster import Worker, this_worker
 from shiptoolkit.config import Config, load_plugins_of, prepare_config  # noqa: F401  (prepare_config: public here too)
 from shiptoolkit.data.source import DataSplits, data_splits
 from shiptoolkit.errors import ConfigError
@@ -53,6 +54,7 @@ class RunResult:
     tuned: dict | None = None  # postprocess.json: what was chosen on validation
     seconds: dict[str, float] = field(default_factory=dict)  # wall time of each step
     skipped: list = field(default_factory=list)  # images left out (data.on_error = "skip"): also skipped.csv
+    worker: Worker = field(default_factory=Worker)  # with several workers: only the chief's run_dir is kept
 
     def summary(self) -> str:
         lines = [f"run directory: {self.run_dir}"]
@@ -91,6 +93,9 @@ def run(config: Config | str | Path, stages: Sequence[str] | None = None, model:
         raise ConfigError(f"Stages {stages} need a trained model: add 'train' or pass a model "
                           "(`shiptoolkit run CONFIG --model path/to/best.keras`).")
     ordered = [s for s in STAGES if s in stages]
+    worker = this_worker() if config.settings.train.strategy == "multi_worker" else Worker()
+    if not worker.is_chief:
+        return _train_beside_the_chief(config, ordered, worker, progress)
     run_dir = RunDir.create(config.settings.run.out_dir, config.settings.run.name)
     config.save(run_dir.config)
     result = RunResult(run_dir=run_dir.path, stages=ordered, files={"config": run_dir.config})
@@ -110,6 +115,14 @@ def run(config: Config | str | Path, stages: Sequence[str] | None = None, model:
         result.seconds["predict_and_evaluate"] = round(time.perf_counter() - start, 1)
         run_dir.timings.write_text(json.dumps(result.seconds, indent=2))
     return result
+
+
+def _train_beside_the_chief(config: Config, ordered: list[str], worker: Worker, progress: bool) -> RunResult:
+    """A worker that is not the chief trains in step with it (in a temporary run directory) and stops
+    there: the chief alone predicts, evaluates and writes the run directory."""
+    trained = train(config, progress=progress) if "train" in ordered else None
+    return RunResult(run_dir=trained.run_dir if trained else Path(), stages=["train"] if trained else [],
+                     train=trained, seconds=trained.seconds if trained else {}, worker=worker)
 
 
 def _train_stage(config: Config, run_dir: RunDir, result: RunResult, splits: DataSplits, progress: bool) -> Path:

@@ -121,7 +121,9 @@ SCHEMA: dict[str, Section] = {s.name: s for s in [
         Key("tensorboard", bool, False, "Write TensorBoard logs into the run directory."),
         Key("callbacks", list[str], [], "Keras callbacks from plugins, by name (e.g. an experiment logger; "
             "`shiptoolkit components callback` lists them), added to the segmenter's fit and the classifier's."),
-        Key("strategy", str, "default", "tf.distribute strategy.", ("default", "mirrored", "multi_worker")),
+        Key("strategy", str, "default", "tf.distribute strategy: \"mirrored\" (the GPUs of one machine) or "
+            "\"multi_worker\" (several machines: `--workers`/`--worker-index` or TF_CONFIG; see \"Training on several "
+            "machines\").", ("default", "mirrored", "multi_worker")),
         Key("workers", int, 2, "Parallel data-loading workers."),
         Key("seam_channel", bool, False, "Train a second output channel on the seams between touching ships "
             "(the backbone gets classes = 2); `predict.split = \"watershed\"` then splits along it."),

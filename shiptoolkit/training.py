@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import keras
-import tensorflow as tf
 
+from shiptoolkit import multi_worker
 from shiptoolkit.augment import build_augment
 from shiptoolkit.callbacks import (
     BestCheckpoint,
@@ -28,6 +28,7 @@ from shiptoolkit.callbacks import (
     fit_callbacks,
     measured_only,
 )
+from shiptoolkit.cluster import Worker, this_worker
 from shiptoolkit.config import Config, load_config, load_plugins_of
 from shiptoolkit.contracts import build_callbacks, build_component, check_sampler
 from shiptoolkit.data.airbus import Problem
@@ -65,6 +66,7 @@ class TrainResult:
     skipped_items: list[str] = field(default_factory=list)
     gate_path: Path | None = None  # gate.json when the config has a [classifier]
     seconds: dict[str, float] = field(default_factory=dict)  # wall time of each step: classifier, segmenter, tuning
+    worker: Worker = field(default_factory=Worker)  # with several workers, only the chief's run_dir is kept
 
 
 def build_samplers(config: Config, train_index, val_index):
@@ -122,12 +124,9 @@ def compile_model(model, config: Config, total_steps: int = 0) -> None:
 
 
 def distribution_strategy(name: str):
-    """TensorFlow's own engine for several devices: 'default', 'mirrored' or 'multi_worker'."""
-    if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
-    if name == "multi_worker":
-        return tf.distribute.MultiWorkerMirroredStrategy()  # reads TF_CONFIG
-    return tf.distribute.get_strategy()
+    """TensorFlow's own engine for several devices: 'default', 'mirrored' or 'multi_worker'
+    (`shiptoolkit.multi_worker`: reads TF_CONFIG, one per process)."""
+    return multi_worker.strategy(name)
 
 
 @contextlib.contextmanager
@@ -152,7 +151,7 @@ def open_run(config: Config | None, run_dir: str | Path | None = None, resume: s
         run.path.mkdir(parents=True, exist_ok=True)
         return config, run, {}
     run = RunDir(resume)
-    saved = run.check_resumable(overrides or [])
+    saved = run.check_resumable(overrides or [])  # reads only: a worker that is not the chief calls it too
     config = load_config(run.config, overrides or [], check_components=False)
     load_plugins_of(config)
     config = load_config(config.values, _source=config.source, _prior=config.overrides)
@@ -186,28 +185,57 @@ def train(config: Config, run_dir: str | Path | None = None, resume: str | Path 
         >>> result = train(load_config("examples/quickstart.toml"))  # doctest: +SKIP
         >>> result.best_model_path  # doctest: +SKIP
     """
-    config, run, saved = open_run(config, run_dir, resume, overrides)
-    config.save(run.config)
-    with run.guard():  # a failed or interrupted run says so in train_state.json
-        splits = splits or data_splits(config, progress)
-        clock = _Clock()
-        gate_path = train_gate(config, run.path, splits.train, splits.validation, progress)
-        gate = load_gate(config, run.path) if gate_path else None
-        clock.lap("classifier")
-        state = {"status": "running", "epochs_completed": 0, **saved, "epochs": config.settings.train.epochs}
-        history: dict[str, list[float]] = {}
-        skipped: list[str] = []
-        if state["epochs_completed"] < state["epochs"]:  # a new run, or a resumed one with epochs to go
-            run.postprocess.unlink(missing_ok=True)  # tuned for a model that is about to change
-            history, skipped = _fit_segmenter(config, run, splits, gate, state, resume is not None, progress)
-        clock.lap("segmenter")
-        best = run.best if run.best.is_file() else run.last
+    # First: a multi-worker strategy must be created before any other TensorFlow operation.
+    distribution = distribution_strategy(_strategy_name(config, resume, overrides))
+    worker = this_worker() if multi_worker.is_multi_worker(distribution) else Worker()
+    with _worker_run(config, run_dir, resume, overrides, worker) as (config, run, saved):
+        config.save(run.config)
+        with run.guard(), multi_worker.lost_worker_marks(run):  # train_state.json says how a run ended early
+            return _train_steps(config, run, saved, splits, distribution, worker, resume is not None, progress)
+
+
+def _train_steps(config: Config, run: RunDir, saved: dict, splits: DataSplits | None, distribution, worker: Worker,
+                 resume: bool, progress: bool) -> TrainResult:
+    splits = splits or data_splits(config, progress)
+    clock = _Clock()
+    gate_path = train_gate(config, run.path, splits.train, splits.validation, progress, distribution)
+    gate = load_gate(config, run.path) if gate_path else None
+    clock.lap("classifier")
+    state = {"status": "running", "epochs_completed": 0, **saved, "epochs": config.settings.train.epochs}
+    history: dict[str, list[float]] = {}
+    skipped: list[str] = []
+    if state["epochs_completed"] < state["epochs"]:  # a new run, or a resumed one with epochs to go
+        run.postprocess.unlink(missing_ok=True)  # tuned for a model that is about to change
+        history, skipped = _fit_segmenter(config, run, splits, gate, state, resume, progress, distribution, worker)
+    clock.lap("segmenter")
+    best = run.best if run.best.is_file() else run.last
+    if worker.is_chief:  # tuning and the lists of skipped images: the chief's run directory only
         if config.settings.tune.enabled and len(splits.validation) and not run.postprocess.is_file():
             _tune(config, run, best, splits.validation, gate, progress)
-        clock.lap("tuning")
         run.write_skipped(skipped_problems(splits, skipped))
+    clock.lap("tuning")
     return TrainResult(run.path, best, run.last, history, state["epochs_completed"] - saved.get("epochs_completed", 0),
-                       config, skipped, gate_path, clock.seconds)
+                       config, skipped, gate_path, clock.seconds, worker)
+
+
+@contextlib.contextmanager
+def _worker_run(config: Config | None, run_dir, resume, overrides, worker: Worker):
+    """(config, run directory, saved state) for this worker: the chief opens the real run, any other
+    worker a temporary copy deleted at the end (`shiptoolkit.multi_worker.scratch_run`)."""
+    if worker.is_chief:
+        yield open_run(config, run_dir, resume, overrides)
+        return
+    with multi_worker.scratch_run(worker.index, resume) as scratch:
+        config, _, saved = open_run(config, scratch if resume is None else None, resume, overrides)
+        yield config, RunDir(scratch), saved
+
+
+def _strategy_name(config: Config | None, resume, overrides: list[str] | None) -> str:
+    if resume is None:
+        return config.settings.train.strategy
+    run = RunDir(resume)
+    run.check_resumable(overrides or [])  # before its config is read: a clear message for a wrong folder
+    return load_config(run.config, overrides or [], check_components=False).settings.train.strategy
 
 
 def skipped_problems(splits: DataSplits, unreadable: list[str]) -> list[Problem]:
@@ -279,28 +307,46 @@ def _segmenter_callbacks(config: Config, run: RunDir, monitor: str, resume: bool
     return callbacks + build_callbacks(config, run.path, "segmenter")
 
 
+def _worker_extras(config: Config, splits: DataSplits, gate: Gate | None, monitor: str, has_validation: bool,
+                   progress: bool, distribution, worker: Worker) -> tuple[list, CollapseGuard | None]:
+    """The callbacks that fill the epoch's logs, in order: with several workers first the averaging
+    of batch-norm statistics, then val_f2 (scored by the chief, shared), then the collapse guard."""
+    s = config.settings
+    t = s.train
+    several = multi_worker.is_multi_worker(distribution)
+    extras: list = [multi_worker.AverageAcrossWorkers(distribution)] if several else []
+    if has_validation and (monitor == "val_f2" or t.val_f2_images):
+        scored = stratified_subset(splits.validation, t.val_f2_images, s.run.seed)
+        share = None
+        if several:
+            def share(values):
+                return multi_worker.share_from_chief(distribution, values, worker.is_chief)
+        extras.append(ValidationF2(scored, PredictSettings.from_config(config), gate, t.val_f2_every,
+                                   s.data.on_error, print if progress else None, share, worker.is_chief))
+    guard = CollapseGuard(t.collapse_patience) if t.collapse_patience else None
+    return extras + ([guard] if guard else []), guard
+
+
 def _fit_segmenter(config: Config, run: RunDir, splits: DataSplits, gate: Gate | None, state: dict, resume: bool,
-                   progress: bool) -> tuple[dict, list[str]]:
+                   progress: bool, distribution=None, worker: Worker | None = None) -> tuple[dict, list[str]]:
     s = config.settings
     t, initial_epoch = s.train, state["epochs_completed"]
+    distribution = distribution or distribution_strategy(t.strategy)
     keras.utils.set_random_seed(s.run.seed + initial_epoch)
     train_batches, val_batches = _segmenter_batches(config, splits, initial_epoch)
     monitor = _monitor(config, val_batches is not None)
-    extras = []
-    if val_batches is not None and (monitor == "val_f2" or t.val_f2_images):
-        scored = stratified_subset(splits.validation, t.val_f2_images, s.run.seed)
-        extras.append(ValidationF2(scored, PredictSettings.from_config(config), gate, t.val_f2_every,
-                                   s.data.on_error, print if progress else None))
-    guard = CollapseGuard(t.collapse_patience) if t.collapse_patience else None
-    extras += [guard] if guard else []
+    extras, guard = _worker_extras(config, splits, gate, monitor, val_batches is not None, progress, distribution,
+                                   worker or Worker())
     state["status"] = "running"
     run.write_state(**state)
     height, width = train_batches.sampler.output_shape
-    with precision_policy(t.mixed_precision), distribution_strategy(t.strategy).scope():
-        if resume and run.last.is_file():
-            model = load_model(run.last, compile=True)
-        else:
-            model = build_model(config, (height, width, 3), total_steps=len(train_batches) * t.epochs)
+    with precision_policy(t.mixed_precision):
+        with distribution.scope():  # the model's variables; fit runs on the model's strategy outside it, so that
+            # the callbacks' own models (val_f2's whole-image copy) are plain ones
+            if resume and run.last.is_file():
+                model = load_model(run.last, compile=True)
+            else:
+                model = build_model(config, (height, width, 3), total_steps=len(train_batches) * t.epochs)
         try:
             fit = model.fit(train_batches, validation_data=val_batches, epochs=t.epochs, initial_epoch=initial_epoch,
                             callbacks=_segmenter_callbacks(config, run, monitor, resume, state, extras,

@@ -9,6 +9,7 @@ import click
 from shiptoolkit import require_tensorflow
 from shiptoolkit.cli import cli
 from shiptoolkit.cli.interrupts import exit_on_interrupt
+from shiptoolkit.cli.workers import apply_worker_options, worker_options
 from shiptoolkit.config import prepare_config
 
 
@@ -22,8 +23,9 @@ from shiptoolkit.config import prepare_config
               help="A trained .keras model, for predict/evaluate without training.")
 @click.option("--dry-run", is_flag=True, help="Validate, print the resolved config and the components; train nothing.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
+@worker_options
 def run(config: str, overrides: tuple[str, ...], stages: tuple[str, ...], model: str | None,
-        dry_run: bool, quiet: bool) -> None:
+        dry_run: bool, quiet: bool, workers: str | None, worker_index: int | None) -> None:
     """Run the train, predict and evaluate stages of an experiment file.
 
     CONFIG is a TOML file, or the name of an example that ships with shiptoolkit (quickstart,
@@ -35,6 +37,7 @@ def run(config: str, overrides: tuple[str, ...], stages: tuple[str, ...], model:
 
         shiptoolkit run examples/quickstart.toml --set train.epochs=1
     """
+    overrides = apply_worker_options(workers, worker_index, overrides)
     require_tensorflow()  # a bare `pip install shiptoolkit` has none: say which extra, before anything else
     from shiptoolkit.runner import describe
     from shiptoolkit.runner import run as run_stages
@@ -48,4 +51,8 @@ def run(config: str, overrides: tuple[str, ...], stages: tuple[str, ...], model:
         return
     with exit_on_interrupt():
         result = run_stages(resolved, stages=stages or None, model=model, progress=not quiet)
-    click.echo(result.summary())
+    if result.worker.is_chief:
+        click.echo(result.summary())
+    else:
+        click.echo(f"{result.worker.describe()}: finished training in step with the chief, which predicts and "
+                   "evaluates.")

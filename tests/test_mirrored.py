@@ -143,14 +143,17 @@ def test_mirrored_training_on_two_logical_devices(small_ship_dataset, tmp_path):
         "train": {"epochs": 1, "batch_size": 8, "strategy": "mirrored", "workers": 1, "schedule": "constant",
                   "steps_per_epoch": 2, "validation_steps": 1},
         "tune": {"enabled": False},
+        # windows: val_f2 then predicts with the training model itself (a whole-image copy is made outside
+        # the strategy's scope, on one device, since multi-worker training fits outside it)
+        "predict": {"whole_image": False},
     }
     result = run_on_two_devices(TRAIN, json.dumps(raw), tmp_path=tmp_path)
     assert result["replicas"] == [2] and result["epochs_run"] == 1
     assert np.isfinite(result["history"]["loss"][0])
-    # val_f2 predicted the 3 validation images with the training model's 2 replicas (Keras' own
-    # predict_on_batch would have returned each image twice): one step of 2 + 2, the last image repeated
-    assert "val_f2" in result["history"]
-    assert result["val_f2_shards"] == [[[2, "CPU:0"], [2, "CPU:1"]]]
+    # val_f2 predicted the validation images' windows with the training model's 2 replicas (Keras' own
+    # predict_on_batch would have returned each window twice): 4 images x 9 windows, one step of 18 + 18
+    assert np.isfinite(result["history"]["val_f2"][0])
+    assert result["val_f2_shards"] == [[[18, "CPU:0"], [18, "CPU:1"]]]
 
 
 class _Stub:

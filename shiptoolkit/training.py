@@ -328,15 +328,14 @@ def _worker_extras(config: Config, splits: DataSplits, gate: Gate | None, monito
 
 
 def _fit_segmenter(config: Config, run: RunDir, splits: DataSplits, gate: Gate | None, state: dict, resume: bool,
-                   progress: bool, distribution=None, worker: Worker | None = None) -> tuple[dict, list[str]]:
+                   progress: bool, distribution, worker: Worker) -> tuple[dict, list[str]]:
     s = config.settings
     t, initial_epoch = s.train, state["epochs_completed"]
-    distribution = distribution or distribution_strategy(t.strategy)
     keras.utils.set_random_seed(s.run.seed + initial_epoch)
     train_batches, val_batches = _segmenter_batches(config, splits, initial_epoch)
     monitor = _monitor(config, val_batches is not None)
     extras, guard = _worker_extras(config, splits, gate, monitor, val_batches is not None, progress, distribution,
-                                   worker or Worker())
+                                   worker)
     state["status"] = "running"
     run.write_state(**state)
     height, width = train_batches.sampler.output_shape

@@ -4,6 +4,8 @@ For each trained run (folders kept by `benchmarks/quality.py --keep DIR`, e.g. t
 three seeds), the validation images are predicted both ways and the post-processing (threshold,
 min_area, the gate's threshold) is tuned for each way on them, as training does; each way's
 tuned settings are then scored on the run's independent test set. Same weights, same process.
+A third column is what a run does by default (`tune.windows`): both ways in one scan on
+validation, whole images kept unless windows score higher there.
 
     python benchmarks/quality.py --keep runs-quality            # train the quickstart for 3 seeds
     python benchmarks/whole_vs_windows.py runs-quality/recipe-*  # then compare on their data
@@ -45,15 +47,18 @@ def compare_run(run_path: Path) -> dict:
 
     run = RunDir(run_path)
     out = {}
-    for name, whole in (("whole", True), ("windows", False)):
+    splits = data_splits(prepare_config(run.config, load_plugins=False), progress=False)
+    for name, whole, try_windows in (("whole", True, False), ("windows", False, False), ("tuned", True, True)):
         config = prepare_config(run.config, [f"predict.whole_image={str(whole).lower()}"], load_plugins=False)
         s = config.settings
-        splits = data_splits(config, progress=False)
         model, gate = load_model(run.best), load_gate(config, run.path)
         validation = stratified_subset(splits.role("validation"), s.tune.max_images, s.run.seed)
         tuned = tune_postprocess(model, validation, PredictSettings.from_config(config), s.tune.thresholds,
                                  s.tune.min_areas, gate, s.classifier.tune_threshold, s.tune.gate_floor,
-                                 progress=False)
+                                 progress=False, split_depths=s.tune.split_depths, try_windows=try_windows)
+        if try_windows:  # what the scan chose is used below (an override would otherwise keep whole images)
+            config = prepare_config(run.config, load_plugins=False)
+            out["tuned choice"] = "whole" if tuned.get("whole_image", True) else "windows"
         if gate is not None:
             gate = dataclasses.replace(gate, threshold=tuned["classifier_threshold"])
         result = evaluate(config, model, index=splits.role("test"), progress=False, gate=gate, tuned=tuned)
@@ -97,18 +102,21 @@ def main(argv: list[str]) -> int:
         if args.quick or not runs:
             runs = [quick_run(Path(tmp))]
         rows = [compare(r) for r in runs]
-    print("\n| run | validation f2 whole | windows | baseline | test f2 whole | windows | baseline |\n"
-          "|---|---|---|---|---|---|---|")
+    print("\n| run | validation f2 whole | windows | tuned (choice) | baseline | test f2 whole | windows | tuned | "
+          "baseline |\n|---|---|---|---|---|---|---|---|---|")
     for r, row in zip(runs, rows, strict=True):
         print(f"| {r.parent.name}/{r.name} | {row['validation f2, whole']:.4f} | {row['validation f2, windows']:.4f} | "
-              f"{row['validation baseline']:.4f} | {row['test f2, whole']:.4f} | {row['test f2, windows']:.4f} | "
+              f"{row['validation f2, tuned']:.4f} ({row['tuned choice']}) | {row['validation baseline']:.4f} | "
+              f"{row['test f2, whole']:.4f} | {row['test f2, windows']:.4f} | {row['test f2, tuned']:.4f} | "
               f"{row['test baseline']:.4f} |")
     for split in ("validation", "test"):
-        diffs = [row[f"{split} f2, whole"] - row[f"{split} f2, windows"] for row in rows]
-        report(f"{split}_f2_whole_minus_windows_mean", statistics.fmean(diffs), "f2")
-        report(f"{split}_f2_whole_minus_windows_min", min(diffs), "f2")
-    report("validation_f2_whole_mean", statistics.fmean(r["validation f2, whole"] for r in rows), "f2")
-    report("validation_f2_windows_mean", statistics.fmean(r["validation f2, windows"] for r in rows), "f2")
+        for way, other in (("whole", "windows"), ("tuned", "windows"), ("tuned", "whole")):
+            diffs = [row[f"{split} f2, {way}"] - row[f"{split} f2, {other}"] for row in rows]
+            report(f"{split}_f2_{way}_minus_{other}_mean", statistics.fmean(diffs), "f2")
+            report(f"{split}_f2_{way}_minus_{other}_min", min(diffs), "f2")
+    for way in ("whole", "windows", "tuned"):
+        report(f"validation_f2_{way}_mean", statistics.fmean(r[f"validation f2, {way}"] for r in rows), "f2")
+        report(f"test_f2_{way}_mean", statistics.fmean(r[f"test f2, {way}"] for r in rows), "f2")
     return 0
 
 

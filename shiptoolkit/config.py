@@ -249,6 +249,7 @@ def _check_cross_fields(values: dict[str, dict[str, Any]], where: str) -> None:
         (values["train"]["learning_rate"] > 0, "train.learning_rate must be > 0"),
         (0.0 <= values["predict"]["overlap"] < 1.0, "predict.overlap must be in [0, 1)"),
         (0.0 <= values["predict"]["threshold"] <= 1.0, "predict.threshold must be in [0, 1]"),
+        (values["predict"]["window"] >= 0, "predict.window must be >= 0 (0 = the model's input size)"),
         (values["data"]["synthetic_images"] >= 1, "data.synthetic_images must be >= 1"),
         (values["predict"]["split_depth"] > 0, "predict.split_depth must be > 0"),
         (all(d > 0 for d in values["tune"]["split_depths"]), "tune.split_depths must be > 0 (each)"),

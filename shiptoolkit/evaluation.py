@@ -29,7 +29,14 @@ from shiptoolkit.model_checks import check_segmentation_model
 from shiptoolkit.model_io import load_model
 from shiptoolkit.plots import plot_overlays
 from shiptoolkit.plugins import get_registry
-from shiptoolkit.prediction import PredictSettings, folder_items, index_items, predict_items, predict_labels
+from shiptoolkit.prediction import (
+    TUNED_KEYS,
+    PredictSettings,
+    folder_items,
+    index_items,
+    predict_items,
+    predict_labels,
+)
 from shiptoolkit.rundir import RunDir
 from shiptoolkit.sharding import Shard, parse_shard, write_sidecar
 from shiptoolkit.submission import SubmissionWriter, write_submission
@@ -283,8 +290,8 @@ class Evaluation:
             report = gate_report(self.rows, probabilities, self.gate.threshold)
             metrics.update({k: v for k, v in report.items() if k.startswith("gate_")})
         if self.tuned:
-            metrics["postprocess"] = {k: self.tuned[k] for k in ("threshold", "min_area", "split_depth",
-                                                                 "classifier_threshold") if k in self.tuned}
+            metrics["postprocess"] = {k: self.tuned[k] for k in (*TUNED_KEYS, "classifier_threshold")
+                                      if k in self.tuned}
         for name, evaluator in self._evaluators.items():
             if name != "f2":
                 metrics.update(evaluator.result())

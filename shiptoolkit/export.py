@@ -50,7 +50,7 @@ CHECK_TOLERANCE = 1e-3  # max abs difference in probability between the export a
 INPUT_NAME = "image"
 # The [predict] settings a server needs to turn probabilities into ships as `predict` does.
 POSTPROCESS_KEYS = ("threshold", "min_area", "split", "split_depth", "gate_threshold", "tta", "overlap",
-                    "whole_image", "resize")
+                    "whole_image", "window", "resize")
 
 
 @dataclass(frozen=True)
@@ -321,12 +321,15 @@ def _max_abs_diff(keras_model, exported: ExportedModel, image: np.ndarray) -> fl
     return float(np.abs(got - expected).max())
 
 
-def _postprocess(config: Config, run: RunDir) -> dict:
+def _postprocess(config: Config, run: RunDir, model) -> dict:
     tuned = run.read_tuned()
     settings = asdict(PredictSettings.from_config(config, tuned))  # as `predict` uses them
     out: dict[str, Any] = {key: settings[key] for key in POSTPROCESS_KEYS}
-    out["source"] = (f"threshold and min_area tuned on validation ({run.postprocess.name}) unless --set named "
-                     "them; the rest from the config's [predict]") if tuned else "the config's [predict]"
+    if not out["window"]:  # the export's input size is free: windows (whole_image false) need their side
+        out["window"] = tuple(model.input_shape)[1] or 0
+    out["source"] = (f"threshold, min_area and whole images vs windows tuned on validation ({run.postprocess.name}) "
+                     "unless --set named them; the rest from the config's [predict]") if tuned \
+        else "the config's [predict]"
     return out
 
 
@@ -388,7 +391,7 @@ def export_run(run_dir: str | Path, format: str, out: str | Path, config: Config
                        "values": "ship probability per pixel" + ("; channel 1: seam probability"
                                                                  if out_shape[-1] == 2 else "")},
         },
-        "postprocess": _postprocess(config, run),
+        "postprocess": _postprocess(config, run, model),
         "gate": None,
     }
     if gate is not None:

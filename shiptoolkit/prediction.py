@@ -39,6 +39,7 @@ class PredictSettings:
     overlap: float = 0.25
     tta: bool = False
     whole_image: bool = True
+    window: int = 0
     min_area: int = 0
     gate_threshold: float = 0.0
     batch_size: int = 32
@@ -50,13 +51,12 @@ class PredictSettings:
     @classmethod
     def from_config(cls, config, tuned: dict | None = None) -> PredictSettings:
         """The config's [predict] values; with `tuned` (postprocess.json), its threshold, min_area (and
-        split_depth, when tuned) replace the config's unless an override (`--set predict.threshold=...`)
-        names the key."""
+        split_depth and whole_image, when tuned) replace the config's unless an override
+        (`--set predict.threshold=...`) names the key."""
         values = {f.name: getattr(config.settings.predict, f.name) for f in fields(cls)}
         if tuned:
             named = overridden_keys(config)
-            values.update({k: tuned[k] for k in ("threshold", "min_area", "split_depth")
-                           if k in tuned and f"predict.{k}" not in named})
+            values.update({k: tuned[k] for k in TUNED_KEYS if k in tuned and f"predict.{k}" not in named})
         return cls(**values)
 
     def labels(self, prob: np.ndarray, threshold: float | None = None, min_area: int | None = None,
@@ -66,6 +66,9 @@ class PredictSettings:
                            self.min_area if min_area is None else min_area, self.gate_threshold,
                            self.split if split is None else split, self.split_depth, seam)
 
+
+# [predict] keys that postprocess.json may set (see `shiptoolkit.tuning`).
+TUNED_KEYS = ("threshold", "min_area", "split_depth", "whole_image")
 
 _WHOLE_IMAGE_MODELS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
@@ -178,6 +181,14 @@ def predict_probabilities(model: Any, images: np.ndarray, window: int | None = N
         total[i, r:r + win_h, c:c + win_w] += pred * weights
         weight_sum[i, r:r + win_h, c:c + win_w] += weights
     return _squeeze(total / weight_sum)
+
+
+def _window(model, settings: PredictSettings) -> int | None:
+    """predict.window for a model with a free input size (an export) when whole_image is off; else None:
+    the model's own input size (windows), or whole images for a free-size model."""
+    shape = getattr(model, "input_shape", None)
+    free = isinstance(shape, tuple) and len(shape) == 4 and shape[1] is None
+    return settings.window if free and settings.window and not settings.whole_image else None
 
 
 def _squeeze(prob: np.ndarray) -> np.ndarray:
@@ -334,8 +345,8 @@ def _predict_loaded(model, loaded, settings: PredictSettings, skipped: list[str]
 
             stack = np.stack([cv2.resize(im, (settings.resize, settings.resize), interpolation=cv2.INTER_AREA)
                               for im in stack])
-        out = predict_probabilities(model, stack, overlap=settings.overlap, batch_size=settings.batch_size,
-                                    tta=settings.tta)
+        out = predict_probabilities(model, stack, window=_window(model, settings), overlap=settings.overlap,
+                                    batch_size=settings.batch_size, tta=settings.tta)
         if settings.resize:
             out = np.stack([cv2.resize(p, (width, height), interpolation=cv2.INTER_LINEAR) for p in out])
         probs.update({good[k][0]: p for k, p in zip(members, out, strict=True)})

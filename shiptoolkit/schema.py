@@ -136,8 +136,10 @@ SCHEMA: dict[str, Section] = {s.name: s for s in [
         Key("tta", bool, False, "Average predictions over flips (test-time augmentation)."),
         Key("whole_image", bool, True, "Predict whole images in one pass when the model is fully convolutional (its weights in "
             "a copy with a free input size); false = sliding windows of the training size, blended where they "
-            "overlap: 1.75x slower, and on the quickstart (64 px patches) 0.007 higher validation f2 "
-            "(benchmarks/whole_vs_windows.py)."),
+            "overlap: 1.75x slower, and on the quickstart (64 px patches) 0.003-0.012 higher validation f2 "
+            "(benchmarks/whole_vs_windows.py). A run tries both on validation (`tune.windows`) and saves the better."),
+        Key("window", int, 0, "Sliding-window side with whole_image = false (0 = the model's input size; an export, "
+            "whose input size is free, records its training size here)."),
         Key("min_area", int, 0, "Drop predicted ships smaller than this many pixels."),
         Key("gate_threshold", float, 0.0, "Skip images whose maximum probability is below this (0 = off)."),
         Key("split", str, "none", "Split touching ships predicted as one blob: \"watershed\" (distance transform + "
@@ -185,6 +187,9 @@ SCHEMA: dict[str, Section] = {s.name: s for s in [
         Key("min_areas", list[int], [0, 10, 20, 40, 80, 150], "min_area values to try."),
         Key("split_depths", list[float], [], "With predict.split = \"watershed\": split depths to try besides "
             "predict.split_depth, in the same scan ([] = keep predict.split_depth)."),
+        Key("windows", bool, True, "With predict.whole_image = true and a fully convolutional model: also try sliding "
+            "windows in the scan and predict by windows if they score higher on validation (whole images win ties: "
+            "they are ~1.75x faster). The choice is saved as postprocess.json's whole_image."),
         Key("max_images", int, 0, "Validation images to tune on (0 = all)."),
         Key("gate_floor", float, 0.1, "Classifier thresholds below this are not tried, and images under it are not "
             "segmented while tuning (they would be rejected at any threshold tried)."),

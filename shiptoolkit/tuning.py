@@ -4,7 +4,9 @@ After training, the validation images are predicted once (probabilities and, wit
 image's ship probability). Every (threshold, min_area) pair is scored on every image from one
 labelling per threshold (min_area only drops predicted ships, i.e. columns of the IoU matrix),
 and every gate threshold from those per-image scores (a rejected image scores 1 if empty, 0 if
-not). The best combination is saved as `postprocess.json` beside the model, with the scan, and
+not). With `tune.windows`, the images the gate lets through are predicted a second time, by
+sliding windows, and whole images vs windows becomes one more dimension of the same scan. The
+best combination is saved as `postprocess.json` beside the model, with the scan, and
 `predict`/`evaluate` use it unless an override names the key. Only validation images are ever
 passed here: the test set is never part of a choice.
 """
@@ -19,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from shiptoolkit.competition import f2_from_iou, iou_matrix_from_labels
-from shiptoolkit.prediction import PredictSettings, index_items, predict_items
+from shiptoolkit.prediction import PredictSettings, index_items, predict_items, whole_image_model
 
 if TYPE_CHECKING:
     from shiptoolkit.gate import Gate
@@ -68,26 +70,37 @@ def scan_scores(f2: np.ndarray, empty: np.ndarray, ship_p: np.ndarray | None,
 
 
 def choose(scores: np.ndarray, thresholds: Sequence[float], min_areas: Sequence[int],
-           gates: np.ndarray | None) -> tuple[int, int, int]:
-    """(g, t, a) indexes of the best mean f2; ties go to the threshold nearest 0.5, the smaller
-    min_area and the gate nearest 0.5 (a tie on few images says nothing: stay near the defaults)."""
+           gates: np.ndarray | None, row_rank: Sequence[int] | None = None) -> tuple[int, int, int]:
+    """(g, t, a) indexes of the best mean f2; ties go to the lowest `row_rank` of the row (e.g. whole
+    images before windows), then the threshold nearest 0.5, the smaller min_area and the gate nearest
+    0.5 (a tie on few images says nothing: stay near the defaults)."""
     best = scores.max()
     ties = np.argwhere(scores >= best - 1e-12)
     g_values = gates if gates is not None else np.array([0.5])
-    return tuple(min(ties, key=lambda gta: (abs(thresholds[gta[1]] - 0.5), min_areas[gta[2]],
+    rank = row_rank if row_rank is not None else [0] * len(thresholds)
+    return tuple(min(ties, key=lambda gta: (rank[gta[1]], abs(thresholds[gta[1]] - 0.5), min_areas[gta[2]],
                                             abs(g_values[gta[0]] - 0.5))))
+
+
+def prediction_modes(model: Any, settings: PredictSettings, try_windows: bool) -> list[bool]:
+    """The `whole_image` values to tune with: [True, False] (whole images first: they win ties, being
+    faster) when windows are to be tried for a model that runs on whole images, else the setting's own."""
+    if try_windows and settings.whole_image and not settings.resize and whole_image_model(model) is not model:
+        return [True, False]
+    return [settings.whole_image]
 
 
 def tune_postprocess(model: Any, index, settings: PredictSettings, thresholds: Sequence[float],
                      min_areas: Sequence[int], gate: Gate | None = None, tune_gate: bool = True,
                      gate_floor: float = 0.02, progress: bool = True, on_error: str = "raise",
-                     split_depths: Sequence[float] = ()) -> dict:
-    """Choose threshold, min_area, (with `predict.split = "watershed"`) the split depth and (with a
-    gate) its threshold for f2 on `index` (validation only), in one joint scan.
+                     split_depths: Sequence[float] = (), try_windows: bool = False) -> dict:
+    """Choose threshold, min_area, (with `predict.split = "watershed"`) the split depth, (with
+    `try_windows`) whole images or sliding windows, and (with a gate) its threshold for f2 on
+    `index` (validation only), in one joint scan.
 
     Returns the content of postprocess.json: the choice, f2 with it and with the defaults
     (`settings` and the gate's own threshold), the all-empty baseline, what it was tuned on, and
-    the scan (for each split depth x threshold x min_area, its best gate threshold and f2).
+    the scan (for each mode x split depth x threshold x min_area, its best gate threshold and f2).
     """
     thresholds = sorted({float(t) for t in [*thresholds, settings.threshold]})
     min_areas = sorted({int(a) for a in [*min_areas, settings.min_area]})
@@ -99,23 +112,39 @@ def tune_postprocess(model: Any, index, settings: PredictSettings, thresholds: S
     default_gate = gate.threshold if gate is not None else None
     floor = min(gate_floor, default_gate) if gate is not None and tune_gate else default_gate
     screening = dataclasses.replace(gate, threshold=floor) if gate is not None else None
+    modes = prediction_modes(model, settings, try_windows)
+    rows_per_mode = len(depths) * n_t
     f2, empty, ship_p, ids = [], [], [], []
-    for p in predict_items(model, index_items(index), settings, progress=progress, on_error=on_error,
-                           gate=screening, skip_rejected=True):
+    segmented: list[int] = []  # images the screening gate let through: each mode predicts these
+    all_items = index_items(index)
+    for p in predict_items(model, all_items, dataclasses.replace(settings, whole_image=modes[0]),
+                           progress=progress, on_error=on_error, gate=screening, skip_rejected=True):
         true = index.labels(p.image_id)
         is_empty = not true.any()
         rejected = p.prob is None or (screening is not None and not screening.accepts(p.ship_probability))
-        f2.append(np.full((len(depths) * n_t, len(min_areas)), float(is_empty)) if rejected
-                  else np.concatenate([f2_grid(true, p.prob, v, thresholds, min_areas, p.seam) for v in variants]))
+        rows = np.full((len(modes) * rows_per_mode, len(min_areas)), float(is_empty))
+        if not rejected:
+            rows[:rows_per_mode] = np.concatenate([f2_grid(true, p.prob, v, thresholds, min_areas, p.seam)
+                                                       for v in variants])
+            segmented.append(len(ids))
+        f2.append(rows)
         empty.append(is_empty)
         ship_p.append(p.ship_probability)
         ids.append(p.image_id)
+    for m, whole in enumerate(modes[1:], start=1):  # the other mode, on the same images (no gate pass again)
+        items = [all_items[k] for k in segmented]
+        for k, p in zip(segmented, predict_items(model, items, dataclasses.replace(settings, whole_image=whole),
+                                                 progress=progress, on_error=on_error), strict=True):
+            f2[k][m * rows_per_mode:(m + 1) * rows_per_mode] = np.concatenate(
+                [f2_grid(index.labels(p.image_id), p.prob, v, thresholds, min_areas, p.seam) for v in variants])
     f2_arr, empty_arr = np.stack(f2), np.array(empty)
     probs = np.array(ship_p) if gate is not None else None
     gates = (gate_candidates(probs, floor, [default_gate]) if tune_gate else np.array([default_gate])) \
         if gate is not None else None
-    scores = scan_scores(f2_arr, empty_arr, probs, gates)  # (G, D x T, A): depth-major rows
-    g, dt, a = choose(scores, thresholds * len(depths), min_areas, gates)
+    scores = scan_scores(f2_arr, empty_arr, probs, gates)  # (G, M x D x T, A): mode-major, then depth-major rows
+    g, mdt, a = choose(scores, thresholds * len(depths) * len(modes), min_areas, gates,
+                       row_rank=[i // rows_per_mode for i in range(len(modes) * rows_per_mode)])
+    m, dt = divmod(mdt, rows_per_mode)
     t = dt % n_t
     t0, a0 = thresholds.index(settings.threshold), min_areas.index(settings.min_area)
     g0 = int(np.argmin(np.abs(gates - default_gate))) if gates is not None else 0
@@ -125,8 +154,9 @@ def tune_postprocess(model: Any, index, settings: PredictSettings, thresholds: S
         "threshold": thresholds[t],
         "min_area": min_areas[a],
         **({"split_depth": depths[dt // n_t]} if len(depths) > 1 else {}),
+        **({"whole_image": modes[m]} if len(modes) > 1 else {}),
         "classifier_threshold": float(gates[g]) if gates is not None else None,
-        "f2": float(scores[g, dt, a]),
+        "f2": float(scores[g, mdt, a]),
         "f2_with_defaults": float(scores[g0, t0, a0]),
         "f2_all_empty_baseline": float(empty_arr.mean()),
         "defaults": {"threshold": settings.threshold, "min_area": settings.min_area,
@@ -134,9 +164,11 @@ def tune_postprocess(model: Any, index, settings: PredictSettings, thresholds: S
         "tuned_on": {"role": "validation", "images": len(ids), "empty_images": int(empty_arr.sum()),
                      "image_ids_sha1": hashlib.sha1("\n".join(sorted(ids)).encode()).hexdigest()},
         "scan": [{"threshold": thresholds[i % n_t], "min_area": min_areas[j],
-                  **({"split_depth": depths[i // n_t]} if len(depths) > 1 else {}),
+                  **({"split_depth": depths[i % rows_per_mode // n_t]} if len(depths) > 1 else {}),
+                  **({"whole_image": modes[i // rows_per_mode]} if len(modes) > 1 else {}),
                   "classifier_threshold": float(gates[best_gate[i, j]]) if gates is not None else None,
-                  "f2": float(per_pair[i, j])} for i in range(len(depths) * n_t) for j in range(len(min_areas))],
+                  "f2": float(per_pair[i, j])} for i in range(len(modes) * rows_per_mode)
+                 for j in range(len(min_areas))],
     }
 
 
@@ -146,6 +178,8 @@ def describe_tuned(info: dict) -> str:
         else ""
     on = info["tuned_on"]
     depth = f", split depth {info['split_depth']}" if "split_depth" in info else ""
+    mode = "" if "whole_image" not in info else ", whole images" if info["whole_image"] \
+        else ", sliding windows (higher than whole images there)"
     return (f"tuned on {on['images']} validation images ({on['empty_images']} empty): threshold {info['threshold']}, "
-            f"min_area {info['min_area']}{depth}{gate}: validation f2 {info['f2']:.4f} "
+            f"min_area {info['min_area']}{depth}{mode}{gate}: validation f2 {info['f2']:.4f} "
             f"(defaults {info['f2_with_defaults']:.4f}, all-empty baseline {info['f2_all_empty_baseline']:.4f})")

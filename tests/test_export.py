@@ -234,3 +234,35 @@ def test_predict_model_on_a_folder_that_is_no_export_says_what_it_reads(tmp_path
     assert result.exit_code == 2
     assert "shiptoolkit export" in result.output and f"--run {run.path}" in result.output
     assert not (tmp_path / "s.csv").exists()
+
+
+def context_segmenter(side=32):
+    """Ship probability = red - 2 x (mean red over the input): its output depends on the input's extent,
+    so whole images and windows give different probabilities."""
+    inputs = keras.Input((side, side, 3))
+    red = keras.layers.Conv2D(1, 1, use_bias=False, name="red")(inputs)
+    mean = keras.layers.Rescaling(2.0)(keras.layers.GlobalAveragePooling2D(keepdims=True)(red))
+    model = keras.Model(inputs, keras.layers.ReLU()(keras.layers.Subtract()([red, mean])))
+    model.get_layer("red").set_weights([np.array([1 / 255, 0, 0], "float32").reshape(1, 1, 3, 1)])
+    return model
+
+
+def test_an_export_of_a_run_tuned_to_windows_predicts_by_windows_of_the_training_size(tmp_path, rect_dataset):
+    run = make_run(tmp_path / "run", image_size=96, gate=False, segmenter=context_segmenter())
+    run.save_tuned({"threshold": 0.45, "min_area": 0, "whole_image": False, "classifier_threshold": None})
+    export = tmp_path / "export"
+    assert CliRunner().invoke(cli, ["export", str(run.path), "--format", "saved_model", "--out", str(export)]
+                              ).exit_code == 0
+    post = json.loads((export / MANIFEST).read_text())["postprocess"]
+    assert (post["whole_image"], post["window"]) == (False, 32)
+    images = str(rect_dataset / "train_v2")
+
+    def predict(*args):
+        result = CliRunner().invoke(cli, ["predict", *args, "--images", images, "--quiet"])
+        assert result.exit_code == 0, result.output
+        return read_submission(args[args.index("--out") + 1])
+
+    from_run = predict("--run", str(run.path), "--out", str(tmp_path / "run.csv"))
+    assert predict("--model", str(export), "--out", str(tmp_path / "export.csv")) == from_run
+    whole = predict("--model", str(export), "--out", str(tmp_path / "whole.csv"), "--set", "predict.whole_image=true")
+    assert whole != from_run  # the windows above were really windows

@@ -243,3 +243,95 @@ def test_the_split_depth_is_tuned_with_the_threshold_and_used_by_predict(tmp_pat
     assert "split depth 1.5" in describe_tuned(info)
     with pytest.raises(ConfigError, match="tune.split_depths"):
         load_config({"tune": {"split_depths": [0.0]}})
+
+
+def _context_model(side):
+    """Ship probability = red - 2 x (mean red over the model's input): a long red block (a "coast")
+    is dark inside any window that holds much of it, but lit on a whole image, where its mean is diluted."""
+    import keras
+
+    inputs = keras.Input((side, side, 3))
+    red = keras.layers.Conv2D(1, 1, use_bias=False, name="red")(inputs)
+    mean = keras.layers.GlobalAveragePooling2D(keepdims=True, name="mean")(red)
+    twice = keras.layers.Rescaling(2.0, name="twice")(mean)
+    model = keras.Model(inputs, keras.layers.ReLU(name="relu")(keras.layers.Subtract(name="minus")([red, twice])))
+    model.get_layer("red").set_weights([np.array([1 / 255, 0, 0], "float32").reshape(1, 1, 3, 1)])
+    return model
+
+
+def _coast_and_ships(tmp_path, n=4):
+    """64 px images: a small ship (in the masks) and a 32x16 red "coast" (not a ship) on every image."""
+    import cv2
+
+    from shiptoolkit.data.airbus import AirbusIndex
+    from shiptoolkit.data.rle import rle_encode
+
+    (tmp_path / "train_v2").mkdir()
+    rows = ["ImageId,EncodedPixels"]
+    for i in range(n):
+        image, mask = np.zeros((64, 64, 3), np.uint8), np.zeros((64, 64), np.uint8)
+        mask[6 + i:10 + i, 6:14] = 1
+        image[..., 0] = 255 * mask
+        image[32:64, 32:48, 0] = 255
+        rows.append(f"c{i}.png,{rle_encode(mask)}")
+        cv2.imwrite(str(tmp_path / "train_v2" / f"c{i}.png"), np.ascontiguousarray(image[..., ::-1]))
+    (tmp_path / "train_ship_segmentations_v2.csv").write_text("\n".join(rows) + "\n")
+    return AirbusIndex.from_kaggle(tmp_path, shape=(64, 64))
+
+
+def test_windows_are_chosen_on_validation_only_where_they_score_higher(tmp_path):
+    """A model whose output depends on its input's extent: on whole images the coast is a false ship,
+    in 32 px windows it is dark. The scan tries both ways and keeps windows; predict then uses them."""
+    from shiptoolkit.tuning import tune_postprocess
+
+    index = _coast_and_ships(tmp_path)
+    model = _context_model(32)
+    info = tune_postprocess(model, index, PredictSettings(), [0.5], [0], progress=False, try_windows=True)
+    assert info["whole_image"] is False and info["f2"] == pytest.approx(1.0), info
+    assert info["f2_with_defaults"] == pytest.approx(5 / 6)  # whole images: the coast is one false ship per image
+    assert {row["whole_image"] for row in info["scan"]} == {True, False}
+    assert "sliding windows" in describe_tuned(info)
+    assert PredictSettings.from_config(load_config({}), info).whole_image is False
+    config = load_config({}, ["predict.whole_image=true"])
+    assert PredictSettings.from_config(config, info).whole_image is True  # an override still wins
+    # without try_windows (tune.windows = false), or for a config that already predicts by windows: no scan;
+    # the joint scan is never below either way alone
+    whole_only = tune_postprocess(model, index, PredictSettings(), [0.5], [0], progress=False)
+    windows_only = tune_postprocess(model, index, PredictSettings(whole_image=False), [0.5], [0], progress=False,
+                                    try_windows=True)
+    assert "whole_image" not in whole_only and "whole_image" not in windows_only
+    assert info["f2"] >= max(whole_only["f2"], windows_only["f2"]) and whole_only["f2"] < windows_only["f2"]
+
+
+def test_whole_images_win_a_tie_with_windows(tmp_path):
+    import keras
+
+    from shiptoolkit.tuning import tune_postprocess
+
+    index = _coast_and_ships(tmp_path)
+    inputs = keras.Input((32, 32, 3))  # red channel / 255: the same probabilities either way
+    conv = keras.layers.Conv2D(1, 1, use_bias=False)
+    model = keras.Model(inputs, conv(inputs))
+    conv.set_weights([np.array([1 / 255, 0, 0], "float32").reshape(1, 1, 3, 1)])
+    info = tune_postprocess(model, index, PredictSettings(), [0.5], [0], progress=False, try_windows=True)
+    assert info["whole_image"] is True, info
+
+
+def test_a_free_size_model_predicts_by_predict_window_when_whole_images_are_off(tmp_path):
+    """An export has a free input size: predict.window (written into its manifest) gives it the windows
+    the run was tuned with."""
+    from shiptoolkit.prediction import index_items, predict_items, predict_probabilities
+
+    index = _coast_and_ships(tmp_path, n=1)
+    free = _context_model(None)
+    image = index.read_image(index.image_ids[0])[None]
+    windows = predict_probabilities(free, image, window=32)
+    whole = predict_probabilities(free, image)
+    assert not np.allclose(windows, whole)
+    for settings, expected in ((PredictSettings(whole_image=False, window=32), windows),
+                               (PredictSettings(whole_image=True, window=32), whole),
+                               (PredictSettings(whole_image=False), whole)):
+        (p,) = predict_items(free, index_items(index), settings, progress=False)
+        np.testing.assert_allclose(p.prob, expected[0], atol=1e-6)
+    with pytest.raises(ConfigError, match="predict.window"):
+        load_config({"predict": {"window": -1}})

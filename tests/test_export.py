@@ -44,6 +44,13 @@ def make_run(root: Path, image_size: int = 768, gate: bool = True, segmenter=Non
     return run
 
 
+def cli_predict(images: str, *args: str) -> dict:
+    """`shiptoolkit predict ARGS --images IMAGES`, which must succeed; the submission it wrote (--out)."""
+    result = CliRunner().invoke(cli, ["predict", *args, "--images", images, "--quiet"])
+    assert result.exit_code == 0, result.output
+    return read_submission(args[args.index("--out") + 1])
+
+
 def keras_probabilities(model_path: Path, image: np.ndarray) -> np.ndarray:
     return np.asarray(whole_image_model(load_model(model_path)).predict_on_batch(image))
 
@@ -195,9 +202,7 @@ def test_predict_with_an_export_writes_the_submission_the_run_writes(tmp_path, r
     images = str(rect_dataset / "train_v2")
 
     def predict(*args):
-        result = CliRunner().invoke(cli, ["predict", *args, "--images", images, "--quiet"])
-        assert result.exit_code == 0, result.output
-        return read_submission(args[args.index("--out") + 1])
+        return cli_predict(images, *args)
 
     from_run = predict("--run", str(run.path), "--out", str(tmp_path / "run.csv"))
     from_export = predict("--model", str(export), "--out", str(tmp_path / "export.csv"))
@@ -258,9 +263,7 @@ def test_an_export_of_a_run_tuned_to_windows_predicts_by_windows_of_the_training
     images = str(rect_dataset / "train_v2")
 
     def predict(*args):
-        result = CliRunner().invoke(cli, ["predict", *args, "--images", images, "--quiet"])
-        assert result.exit_code == 0, result.output
-        return read_submission(args[args.index("--out") + 1])
+        return cli_predict(images, *args)
 
     from_run = predict("--run", str(run.path), "--out", str(tmp_path / "run.csv"))
     assert predict("--model", str(export), "--out", str(tmp_path / "export.csv")) == from_run

@@ -47,7 +47,8 @@ def compare_run(run_path: Path) -> dict:
 
     run = RunDir(run_path)
     out = {}
-    splits = data_splits(prepare_config(run.config, load_plugins=False), progress=False)
+    as_run = prepare_config(run.config, load_plugins=False)  # the run's own config: no override
+    splits = data_splits(as_run, progress=False)
     for name, whole, try_windows in (("whole", True, False), ("windows", False, False), ("tuned", True, True)):
         config = prepare_config(run.config, [f"predict.whole_image={str(whole).lower()}"], load_plugins=False)
         s = config.settings
@@ -57,7 +58,7 @@ def compare_run(run_path: Path) -> dict:
                                  s.tune.min_areas, gate, s.classifier.tune_threshold, s.tune.gate_floor,
                                  progress=False, split_depths=s.tune.split_depths, try_windows=try_windows)
         if try_windows:  # what the scan chose is used below (an override would otherwise keep whole images)
-            config = prepare_config(run.config, load_plugins=False)
+            config = as_run
             out["tuned choice"] = "whole" if tuned.get("whole_image", True) else "windows"
         if gate is not None:
             gate = dataclasses.replace(gate, threshold=tuned["classifier_threshold"])

@@ -117,6 +117,10 @@ def tune_postprocess(model: Any, index, settings: PredictSettings, thresholds: S
     f2, empty, ship_p, ids = [], [], [], []
     segmented: list[int] = []  # images the screening gate let through: each mode predicts these
     all_items = index_items(index)
+
+    def mode_rows(true, p) -> np.ndarray:  # f2 (D x T, A) of one segmented image, every split depth
+        return np.concatenate([f2_grid(true, p.prob, v, thresholds, min_areas, p.seam) for v in variants])
+
     for p in predict_items(model, all_items, dataclasses.replace(settings, whole_image=modes[0]),
                            progress=progress, on_error=on_error, gate=screening, skip_rejected=True):
         true = index.labels(p.image_id)
@@ -124,8 +128,7 @@ def tune_postprocess(model: Any, index, settings: PredictSettings, thresholds: S
         rejected = p.prob is None or (screening is not None and not screening.accepts(p.ship_probability))
         rows = np.full((len(modes) * rows_per_mode, len(min_areas)), float(is_empty))
         if not rejected:
-            rows[:rows_per_mode] = np.concatenate([f2_grid(true, p.prob, v, thresholds, min_areas, p.seam)
-                                                       for v in variants])
+            rows[:rows_per_mode] = mode_rows(true, p)
             segmented.append(len(ids))
         f2.append(rows)
         empty.append(is_empty)
@@ -135,8 +138,7 @@ def tune_postprocess(model: Any, index, settings: PredictSettings, thresholds: S
         items = [all_items[k] for k in segmented]
         for k, p in zip(segmented, predict_items(model, items, dataclasses.replace(settings, whole_image=whole),
                                                  progress=progress, on_error=on_error), strict=True):
-            f2[k][m * rows_per_mode:(m + 1) * rows_per_mode] = np.concatenate(
-                [f2_grid(index.labels(p.image_id), p.prob, v, thresholds, min_areas, p.seam) for v in variants])
+            f2[k][m * rows_per_mode:(m + 1) * rows_per_mode] = mode_rows(index.labels(p.image_id), p)
     f2_arr, empty_arr = np.stack(f2), np.array(empty)
     probs = np.array(ship_p) if gate is not None else None
     gates = (gate_candidates(probs, floor, [default_gate]) if tune_gate else np.array([default_gate])) \

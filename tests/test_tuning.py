@@ -79,6 +79,17 @@ def test_collapse_guard_fires_on_a_model_that_stops_predicting_ships():
     assert guard.collapsed and guard.model.stop_training
     assert predicts_nothing({"val_dice": 0.0}) and not predicts_nothing({"val_dice": 0.4})
     assert not predicts_nothing({"val_predicted_pixels": float("nan"), "val_dice": 0.3})
+    # Between val_f2 epochs, validation patches without a ship give dice 0 to any false positive pixel:
+    # a model that learns (training dice 0.77) has not collapsed.
+    assert not predicts_nothing({"val_predicted_pixels": float("nan"), "val_dice": 0.0, "dice": 0.77})
+    assert predicts_nothing({"val_predicted_pixels": float("nan"), "val_dice": 0.5, "dice": 0.0})
+    learning = CollapseGuard(patience=2)
+    learning.set_model(Model())
+    for epoch, logs in enumerate([{"dice": 0.47, "val_dice": 0.0}, {"dice": 0.73, "val_dice": 0.0},
+                                  {"dice": 0.76, "val_dice": 0.0, "val_predicted_pixels": 66720.0},
+                                  {"dice": 0.77, "val_dice": 0.0}, {"dice": 0.81, "val_dice": 0.0}]):
+        learning.on_epoch_end(epoch, {"val_predicted_pixels": float("nan")} | logs)
+    assert not learning.collapsed  # cpu_long seed 3 with sampler.empty_on_edges = 0.5, epochs 0-4
 
 
 def test_best_checkpoint_never_keeps_a_model_that_predicts_nothing(tmp_path):

@@ -1,5 +1,6 @@
 """The sampler contract for every registered sampler, then each sampler's own statistics."""
 
+import cv2
 import numpy as np
 import pytest
 
@@ -75,6 +76,34 @@ def test_mixed_empty_patches_come_from_both_sources(index):
     assert not any(mask.any() for _, mask in sampler)  # empty means no ship pixel at all
 
 
+def test_mixed_empty_on_edges_draws_hard_negatives(tmp_path, rect_writer):
+    # Empty images of dark noise with one bright pier (not a ship): edge-placed empty patches land on it.
+    size = 192
+    specs = {f"e{i}.jpg": [] for i in range(4)} | {f"s{i}.jpg": [(20, 30, 150, 170)] for i in range(4)}
+    root = rect_writer(tmp_path, specs, size=size)
+    for i in range(4):
+        path = root / "train_v2" / f"e{i}.jpg"
+        image = cv2.imread(str(path))
+        image[100:104, 20 + 10 * i:130] = 250
+        cv2.imwrite(str(path), image)
+    idx = AirbusIndex.from_kaggle(root, shape=(size, size))
+
+    def pier_share(on_edges):
+        sampler = get_registry("sampler").create("mixed", idx, patch_size=32, ship_fraction=0.0,
+                                                  empty_from_ship_images=0.5, empty_on_edges=on_edges,
+                                                  patches_per_epoch=400, patches_per_image=1, seed=1)
+        kinds = sampler.plan(0)[0]
+        pairs = list(sampler)
+        assert not any(mask.any() for _, mask in pairs)  # on edges or not, never a ship pixel
+        from_empty = [image for (image, _), kind in zip(pairs, kinds, strict=True) if kind == 2]
+        return np.mean([(image.min(axis=-1) > 200).any() for image in from_empty])
+
+    uniform, on_edges = pier_share(0.0), pier_share(1.0)
+    assert uniform < 0.3 and on_edges > 0.65, (uniform, on_edges)  # a window holding a point drawn next to it
+    half = pier_share(0.5)
+    assert uniform + 0.15 < half < on_edges - 0.15, half  # a fraction of the empty patches, not all
+
+
 def test_full_images_sizes_and_empty_fraction(index):
     full = get_registry("sampler").create("full_images", index)
     assert full.output_shape == (SIZE, SIZE) and len(full) == 20  # natural: every image once
@@ -98,6 +127,7 @@ def test_split_has_no_image_on_both_sides_and_keeps_empty_fraction(index):
 @pytest.mark.parametrize("kwargs, match", [
     ({"patch_size": 500}, "patch_size must be between 8 and the image size 96"),
     ({"patch_size": 32, "ship_fraction": 1.5}, "ship_fraction must be in"),
+    ({"patch_size": 32, "empty_on_edges": -0.1}, "empty_on_edges must be in"),
     ({"patch_size": 32, "patches_per_image": 0}, "patches_per_image must be >= 1"),
 ])
 def test_mixed_bad_parameters(index, kwargs, match):

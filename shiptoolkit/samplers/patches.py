@@ -86,8 +86,12 @@ class PatchSampler(Sampler):
         starts, lengths = parse_rle(rles[int(rng.integers(len(rles)))], self.index.shape)
         pixels = runs_to_pixels(starts, lengths)
         pixel = int(pixels[rng.integers(pixels.size)])
+        height = self.index.shape[0]
+        return self.window_containing(rng, pixel % height, pixel // height)
+
+    def window_containing(self, rng: np.random.Generator, row: int, col: int) -> tuple[int, int]:
+        """Top-left of a random window that contains pixel (row, col), the pixel anywhere in it."""
         height, width = self.index.shape
-        row, col = pixel % height, pixel // height
         p = self.patch_size
         top = int(rng.integers(max(0, row - p + 1), min(row, height - p) + 1))
         left = int(rng.integers(max(0, col - p + 1), min(col, width - p) + 1))

@@ -18,8 +18,8 @@ from _common import median_seconds, quick, report
 
 from shiptoolkit.data.airbus import AirbusIndex
 from shiptoolkit.data.groups import tile_hashes
+from shiptoolkit.data.instances import label_instances, seam_pixels, split_by_seams, split_touching
 from shiptoolkit.data.synth import generate_dataset
-from shiptoolkit.instances import label_instances, seam_pixels, split_by_seams, split_touching
 
 
 def main() -> None:

@@ -12,7 +12,7 @@ Measures, against the outputs of the real `sm.Unet('resnet34', classes=1)` that 
 for loader = keras (`model.load_weights(path, by_name=True, skip_mismatch=False)`, Keras 3's reader of
 Keras 2 `.h5` files by layer name), h5py (the reader shiptoolkit had before it used Keras's: the arrays read
 with h5py by `read_legacy_h5`, set layer by layer with `set_weights`) and shiptoolkit (what
-`shiptoolkit.backbones.legacy_h5.load_legacy_h5_weights` does now). `unloaded_max_abs_diff_logits_256`,
+`shiptoolkit.models.legacy_h5.load_legacy_h5_weights` does now). `unloaded_max_abs_diff_logits_256`,
 a model left at its initial weights, shows the scale of a wrong load. Lines starting with `#` show how
 keras and shiptoolkit answer a missing file, a shape mismatch, a file whose layer names match nothing
 and a Keras 2 file named `*.weights.h5`.
@@ -141,7 +141,7 @@ def keras_loader(model, path) -> None:
 
 
 def h5py_loader(model, path) -> None:
-    from shiptoolkit.backbones.legacy_h5 import read_legacy_h5
+    from shiptoolkit.models.legacy_h5 import read_legacy_h5
 
     saved = read_legacy_h5(path)
     for layer in model.layers:
@@ -150,7 +150,7 @@ def h5py_loader(model, path) -> None:
 
 
 def ours_loader(model, path) -> None:
-    from shiptoolkit.backbones.legacy_h5 import load_legacy_h5_weights
+    from shiptoolkit.models.legacy_h5 import load_legacy_h5_weights
 
     load_legacy_h5_weights(model, path)
 
@@ -171,7 +171,7 @@ def answer(fn) -> str:
 def compare(ref: Path, sizes: list[int]) -> None:
     import keras
 
-    from shiptoolkit.backbones.resnet_unet import resnet34_unet
+    from shiptoolkit.models.resnet_unet import resnet34_unet
 
     print(f"# keras {keras.__version__}", flush=True)
     weights, model_file = ref / "sm_resnet34.h5", ref / "sm_resnet34_model.h5"
@@ -208,7 +208,7 @@ def edge_cases(ref: Path) -> None:
     """How keras and shiptoolkit answer files that do not fit, and how many layers each changed: `#` lines."""
     import h5py
 
-    from shiptoolkit.backbones.resnet_unet import resnet34_unet
+    from shiptoolkit.models.resnet_unet import resnet34_unet
 
     other_names = ref / "other_names.h5"
     with h5py.File(other_names, "w") as f:
@@ -234,7 +234,7 @@ def edge_cases(ref: Path) -> None:
                 if n == "keras":
                     m.load_weights(str(p), by_name=True, skip_mismatch=s)
                 else:
-                    from shiptoolkit.backbones.legacy_h5 import load_legacy_h5_weights
+                    from shiptoolkit.models.legacy_h5 import load_legacy_h5_weights
 
                     return load_legacy_h5_weights(m, p, skip_mismatch=s)
 

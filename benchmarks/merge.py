@@ -19,8 +19,8 @@ from _common import median_seconds, quick, report
 from score import make_csvs
 
 from shiptoolkit.data.rle import rle_decode
-from shiptoolkit.merging import merge_submissions
-from shiptoolkit.sharding import Shard, write_sidecar
+from shiptoolkit.inference.merging import merge_submissions
+from shiptoolkit.inference.sharding import Shard, write_sidecar
 
 SHARDS = 3
 

@@ -16,8 +16,8 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from _common import median_seconds, quick, report  # noqa: E402
 
-from shiptoolkit.backbones.resnet_unet import resnet34_unet  # noqa: E402
-from shiptoolkit.losses import bce_dice  # noqa: E402
+from shiptoolkit.models.losses import bce_dice  # noqa: E402
+from shiptoolkit.models.resnet_unet import resnet34_unet  # noqa: E402
 
 
 def measure(size: int, batch: int, jit: bool, repeats: int) -> tuple[float, float]:

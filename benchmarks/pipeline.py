@@ -17,11 +17,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 from _common import median_seconds, quick, report  # noqa: E402
 
-from shiptoolkit.augment import build_augment  # noqa: E402
 from shiptoolkit.data.airbus import AirbusIndex  # noqa: E402
 from shiptoolkit.data.synth import generate_dataset  # noqa: E402
-from shiptoolkit.pipeline import SamplerBatches  # noqa: E402
 from shiptoolkit.plugins import get_registry  # noqa: E402
+from shiptoolkit.training.augment import build_augment  # noqa: E402
+from shiptoolkit.training.pipeline import SamplerBatches  # noqa: E402
 
 AUGMENT = [{"name": "HorizontalFlip", "p": 0.5}, {"name": "VerticalFlip", "p": 0.5},
            {"name": "RandomRotate90", "p": 0.5}, {"name": "RandomBrightnessContrast", "p": 0.5}]
@@ -64,8 +64,8 @@ def tf_data_rate(sampler, batches: int) -> float:
 def model_rate(size: int) -> float:
     import keras
 
-    from shiptoolkit.backbones.unet import unet
-    from shiptoolkit.losses import bce_dice
+    from shiptoolkit.models.losses import bce_dice
+    from shiptoolkit.models.unet import unet
 
     model = unet((size, size, 3))
     model.compile(keras.optimizers.Adam(1e-4), loss=bce_dice())

@@ -15,8 +15,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 from _common import median_seconds, quick, report  # noqa: E402
 
-from shiptoolkit.backbones.unet import unet  # noqa: E402
-from shiptoolkit.prediction import predict_probabilities  # noqa: E402
+from shiptoolkit.inference.prediction import predict_probabilities  # noqa: E402
+from shiptoolkit.models.unet import unet  # noqa: E402
 
 
 def main() -> None:

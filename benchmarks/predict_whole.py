@@ -20,9 +20,9 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 from _common import median_seconds, quick, report  # noqa: E402
 
-from shiptoolkit.backbones.resnet_unet import resnet34_unet  # noqa: E402
-from shiptoolkit.prediction import PredictSettings, folder_items, predict_items, whole_image_model  # noqa: E402
-from shiptoolkit.submission import SubmissionWriter  # noqa: E402
+from shiptoolkit.inference.prediction import PredictSettings, folder_items, predict_items, whole_image_model  # noqa: E402
+from shiptoolkit.inference.submission import SubmissionWriter  # noqa: E402
+from shiptoolkit.models.resnet_unet import resnet34_unet  # noqa: E402
 
 
 def end_to_end(model, folder: Path, settings: PredictSettings, out: Path) -> None:

@@ -73,7 +73,7 @@ def seed_step_seconds(patch: int, batch: int, quick: bool) -> float:
     """Seconds per training step of the seed's U-Net on this machine (to give it the recipe's budget)."""
     import numpy as np
 
-    from shiptoolkit.backbones.unet import unet
+    from shiptoolkit.models.unet import unet
 
     model = unet((patch, patch, 3), base_filters=4 if quick else 32, depth=2 if quick else 4)
     model.compile("adam", "binary_crossentropy")

@@ -16,9 +16,9 @@ import numpy as np
 import pandas as pd
 from _common import median_seconds, quick, report
 
-from shiptoolkit.competition import F2Accumulator
 from shiptoolkit.data.rle import mask_to_runs, rle_decode, runs_to_rle
-from shiptoolkit.scoring import score_submission
+from shiptoolkit.scoring.competition import F2Accumulator
+from shiptoolkit.scoring.submission import score_submission
 
 SHAPE = (768, 768)
 

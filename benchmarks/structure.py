@@ -2,10 +2,11 @@
 
     largest_function_lines     lines of the longest function or method, and which
     raw_config_lookups         config values read by string keys (config["train"]["epochs"], or t["epochs"] after
-                               t = config["train"]), outside config.py (which validates the raw TOML)
+                               t = config["train"]), outside config/loading.py (which validates the raw TOML)
     in_function_imports        imports of shiptoolkit modules inside functions (those not kept lazy for Keras)
     import_cycles              strongly connected groups of shiptoolkit modules in the import graph
-    layer_violations           imports that run upward past the layers of shiptoolkit.layers
+    top_level_modules          modules beside the layer folders at the package's top (besides __init__/__main__)
+    layer_violations           imports that run upward past the folders' layer order (benchmarks/package_map.py)
 
 Usage: python benchmarks/structure.py [CHECKOUT]   (another checkout's package, e.g. an older commit's worktree)
 """
@@ -20,8 +21,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks._common import report  # noqa: E402
-from shiptoolkit.layers import LAZY, import_cycles, import_graph, layer_violations  # noqa: E402
-from shiptoolkit.schema import SCHEMA  # noqa: E402
+from benchmarks.package_map import LAZY, import_cycles, import_graph, layer_violations  # noqa: E402
+from shiptoolkit.config.schema import SCHEMA  # noqa: E402
 
 SECTIONS = set(SCHEMA)
 
@@ -65,7 +66,7 @@ def main(root: Path = ROOT) -> None:
                     lazy_imports += not targets <= LAZY
             outermost = not any(fn is inner for outer in functions(tree) if outer is not fn
                                 for inner in ast.walk(outer))
-            if outermost and path.name != "config.py":  # config.py validates the raw TOML: no typed view yet
+            if outermost and path.relative_to(root).as_posix() != "shiptoolkit/config/loading.py":  # validates raw TOML
                 lookups += raw_lookups(fn)
     graph = import_graph(root / "shiptoolkit")
     print(f"# largest function: {where}")
@@ -74,6 +75,8 @@ def main(root: Path = ROOT) -> None:
     report("in_function_imports", lazy_imports, "imports")
     report("import_cycles", len(import_cycles(graph)), "cycles")
     report("layer_violations", len(layer_violations(graph)), "imports")
+    top = [p for p in (root / "shiptoolkit").glob("*.py") if p.stem not in ("__init__", "__main__")]
+    report("top_level_modules", len(top), "modules")
 
 
 if __name__ == "__main__":

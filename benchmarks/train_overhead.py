@@ -29,7 +29,7 @@ from shiptoolkit.data.airbus import AirbusIndex  # noqa: E402
 from shiptoolkit.data.split import split_by_image  # noqa: E402
 from shiptoolkit.data.synth import generate_dataset  # noqa: E402
 from shiptoolkit.rundir import RunDir  # noqa: E402
-from shiptoolkit.training import _segmenter_batches, _segmenter_callbacks, build_model  # noqa: E402
+from shiptoolkit.training.stage import _segmenter_batches, _segmenter_callbacks, build_model  # noqa: E402
 
 BATCH, SIZE = 16, 128
 EPOCH_STEPS = 200

@@ -38,12 +38,12 @@ def compare_run(run_path: Path) -> dict:
     """Validation f2 (each way tuned on validation) and test f2 (with that tuning) of one run."""
     from shiptoolkit.config import prepare_config
     from shiptoolkit.data.source import data_splits, stratified_subset
-    from shiptoolkit.evaluation import evaluate
-    from shiptoolkit.gate import load_gate
-    from shiptoolkit.model_io import load_model
-    from shiptoolkit.prediction import PredictSettings
+    from shiptoolkit.inference.gate import load_gate
+    from shiptoolkit.inference.prediction import PredictSettings
+    from shiptoolkit.models.saving import load_model
     from shiptoolkit.rundir import RunDir
-    from shiptoolkit.tuning import tune_postprocess
+    from shiptoolkit.scoring.evaluate import evaluate
+    from shiptoolkit.training.tuning import tune_postprocess
 
     run = RunDir(run_path)
     out = {}

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from shiptoolkit import reference
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the checkout: benchmarks/package_map.py
+
+from benchmarks import package_map  # noqa: E402
+from shiptoolkit.cli import reference  # noqa: E402
 
 PLACEHOLDERS = {
     "<!-- generated:components -->": reference.components_markdown,
     "<!-- generated:config -->": reference.config_markdown,
     "<!-- generated:cli -->": reference.cli_markdown,
-    "<!-- generated:modules -->": reference.modules_markdown,
+    "<!-- generated:modules -->": package_map.modules_markdown,
+    "<!-- generated:moved -->": reference.moved_markdown,
 }
 
 

@@ -4,6 +4,11 @@ The public API. Heavy modules (Keras, TensorFlow) are imported only when a funct
 TensorFlow comes from one extra, `shiptoolkit[cpu]` or `shiptoolkit[gpu]`: without it the package
 still imports, and the first stage that needs TensorFlow says which extra to install.
 
+The folders are the layers, lowest first; a module imports only from its own folder or from
+folders below it (`tests/test_structure.py` holds the code to this):
+`errors`, `rundir`, `plots` (base modules) < `plugins` < `config` < `data` < `samplers` <
+`models` < `inference` < `scoring` < `training` < `runner` < `cli`.
+
 Example:
     >>> import shiptoolkit
     >>> "dice" in shiptoolkit.list_components("loss") or True
@@ -16,6 +21,7 @@ import importlib
 import importlib.util
 from typing import Any
 
+from shiptoolkit import moved
 from shiptoolkit.config import Config, load_config
 from shiptoolkit.errors import (
     ConfigError,
@@ -24,12 +30,14 @@ from shiptoolkit.errors import (
     ShiptoolkitError,
     UnknownComponentError,
 )
-from shiptoolkit.hookspecs import hookimpl
 from shiptoolkit.plugins import get_registry, load_local_plugin, register_plugin, unregister_plugin
-from shiptoolkit.registry import Range, param_ranges
+from shiptoolkit.plugins.hookspecs import hookimpl
+from shiptoolkit.plugins.registry import Range, param_ranges
 
 # The one place the version is written: pyproject.toml reads it from here (statically, importing nothing).
-__version__ = "0.1.0"
+__version__ = "0.2.0"
+
+moved.install()  # old flat import paths (`shiptoolkit.gate`, ...) keep working for one release, with a warning
 
 TENSORFLOW_MISSING = (
     "TensorFlow is not installed, and shiptoolkit needs it to train, predict and evaluate. Install one build "
@@ -97,13 +105,13 @@ def create_component(kind: str, name: str, /, *args: Any, **params: Any) -> Any:
 
 # The stages import Keras/TensorFlow: load them on first use so `import shiptoolkit` stays light.
 _LAZY = {
-    "train": ("shiptoolkit.training", "train"),
-    "predict": ("shiptoolkit.evaluation", "predict_stage"),
-    "evaluate": ("shiptoolkit.evaluation", "evaluate"),
+    "train": ("shiptoolkit.training.stage", "train"),
+    "predict": ("shiptoolkit.inference.stage", "predict_stage"),
+    "evaluate": ("shiptoolkit.scoring.evaluate", "evaluate"),
     "run": ("shiptoolkit.runner", "run"),
     "open_dataset": ("shiptoolkit.data.source", "open_dataset"),
-    "score_submission": ("shiptoolkit.scoring", "score_submission"),
-    "load_model": ("shiptoolkit.model_io", "load_model"),
+    "score_submission": ("shiptoolkit.scoring.submission", "score_submission"),
+    "load_model": ("shiptoolkit.models.saving", "load_model"),
 }
 
 
@@ -117,4 +125,7 @@ def __getattr__(name: str) -> Any:
                 raise
             raise TensorFlowMissingError(TENSORFLOW_MISSING, name="tensorflow") from exc
         return getattr(loaded, attr)
+    module = moved.moved_attribute(name)
+    if module is not None:
+        return module
     raise AttributeError(f"module 'shiptoolkit' has no attribute {name!r}")

@@ -13,15 +13,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from shiptoolkit.cluster import Worker, this_worker
 from shiptoolkit.config import Config, load_plugins_of, prepare_config  # noqa: F401  (prepare_config: public here too)
 from shiptoolkit.data.source import DataSplits, data_splits
 from shiptoolkit.errors import ConfigError
-from shiptoolkit.evaluation import evaluate, predict_stage
+from shiptoolkit.inference.stage import predict_stage
 from shiptoolkit.plugins import get_registry
 from shiptoolkit.rundir import RunDir
-from shiptoolkit.training import skipped_problems, train
-from shiptoolkit.tuning import describe_tuned
+from shiptoolkit.scoring.evaluate import evaluate
+from shiptoolkit.training.cluster import Worker, this_worker
+from shiptoolkit.training.stage import skipped_problems, train
+from shiptoolkit.training.tuning import describe_tuned
 
 STAGES = ("train", "predict", "evaluate")
 

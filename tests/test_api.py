@@ -4,9 +4,9 @@ STAGES = ("train", "predict", "evaluate", "run", "open_dataset", "score_submissi
 
 
 def test_stage_functions_stay_functions_after_their_modules_load():
-    import shiptoolkit.evaluation  # noqa: F401  (importing submodules must not shadow the API)
-    import shiptoolkit.prediction  # noqa: F401
-    import shiptoolkit.training  # noqa: F401
+    import shiptoolkit.inference.prediction  # noqa: F401
+    import shiptoolkit.scoring.evaluate  # noqa: F401  (importing submodules must not shadow the API)
+    import shiptoolkit.training.stage  # noqa: F401
 
     for name in STAGES:
         assert inspect.isfunction(getattr(shiptoolkit, name)), name

@@ -4,7 +4,7 @@ import h5py
 import numpy as np
 import pytest
 
-from shiptoolkit.backbones.legacy_h5 import WeightsError, load_legacy_h5_weights
+from shiptoolkit.models.legacy_h5 import WeightsError, load_legacy_h5_weights
 from shiptoolkit.plugins import get_registry
 
 
@@ -20,7 +20,7 @@ def test_every_backbone_builds_and_keeps_size(name, classes):
 
 @pytest.fixture(scope="module")
 def resnet34():
-    from shiptoolkit.backbones.resnet_unet import resnet34_unet
+    from shiptoolkit.models.resnet_unet import resnet34_unet
 
     return resnet34_unet((None, None, 3))
 
@@ -39,7 +39,7 @@ def test_resnet34_unet_matches_segmentation_models(resnet34):
 
 
 def test_resnet18_param_count():
-    from shiptoolkit.backbones.resnet_unet import resnet18_unet
+    from shiptoolkit.models.resnet_unet import resnet18_unet
 
     assert resnet18_unet().count_params() == 14_340_570  # sm.Unet('resnet18'), measured
 
@@ -61,7 +61,7 @@ def write_legacy_h5(path, model, layer_names, perturb=0.0, model_file=False):
 
 @pytest.mark.parametrize("model_file", [False, True])
 def test_legacy_h5_loads_by_layer_name(tmp_path, resnet34, model_file):
-    from shiptoolkit.backbones.resnet_unet import resnet34_unet
+    from shiptoolkit.models.resnet_unet import resnet34_unet
 
     encoder = ["bn_data", "conv0", "bn0"]
     path = tmp_path / "sm.h5"
@@ -78,7 +78,7 @@ def test_legacy_h5_loads_by_layer_name(tmp_path, resnet34, model_file):
 
 
 def test_legacy_h5_errors(tmp_path, resnet34):
-    from shiptoolkit.backbones.resnet_unet import resnet34_unet
+    from shiptoolkit.models.resnet_unet import resnet34_unet
 
     with pytest.raises(WeightsError, match="not found.*nothing is downloaded"):
         resnet34_unet(encoder_weights=str(tmp_path / "missing.h5"))
@@ -91,7 +91,7 @@ def test_legacy_h5_errors(tmp_path, resnet34):
 
 
 def test_encoder_freeze_keeps_batchnorm_trainable():
-    from shiptoolkit.backbones.resnet_unet import resnet18_unet
+    from shiptoolkit.models.resnet_unet import resnet18_unet
 
     model = resnet18_unet(encoder_freeze=True)
     assert not model.get_layer("conv0").trainable and model.get_layer("bn0").trainable
@@ -109,7 +109,7 @@ def test_encoder_freeze_keeps_batchnorm_trainable():
 def test_resnet_models_are_built_on_the_shared_encoder(kind, name, params, frozen):
     import keras
 
-    from shiptoolkit.backbones.encoders import resnet_encoder
+    from shiptoolkit.models.encoders import resnet_encoder
 
     model = get_registry(kind).create(name, input_shape=(64, 64, 3))
     assert model.count_params() == params and model.name == name
@@ -123,7 +123,7 @@ def test_resnet_models_are_built_on_the_shared_encoder(kind, name, params, froze
 
 
 def test_classifier_loads_unet_encoder_weights(tmp_path, resnet34):
-    from shiptoolkit.classifiers import resnet34_classifier
+    from shiptoolkit.models.classifiers import resnet34_classifier
 
     path = tmp_path / "sm.h5"
     write_legacy_h5(path, resnet34, ["bn_data", "conv0", "bn0"], perturb=0.5)
@@ -133,7 +133,7 @@ def test_classifier_loads_unet_encoder_weights(tmp_path, resnet34):
 
 
 def test_check_input_shape_is_shared_and_names_nearest_sizes():
-    from shiptoolkit.backbones.encoders import check_input_shape, resnet_encoder
+    from shiptoolkit.models.encoders import check_input_shape, resnet_encoder
 
     assert check_input_shape([None, 64, 3], 32, "m") == (None, 64, 3)
     with pytest.raises(ValueError, match="resnet34_unet needs height and width divisible by 32.*96, 128"):
@@ -149,14 +149,14 @@ def test_check_input_shape_is_shared_and_names_nearest_sizes():
     ({"dropout": 1.0}, "dropout must be in"),
 ])
 def test_unet_argument_errors(kwargs, match):
-    from shiptoolkit.backbones.unet import unet
+    from shiptoolkit.models.unet import unet
 
     with pytest.raises(ValueError, match=match):
         unet(**kwargs)
 
 
 def test_unet_seed_architecture():
-    from shiptoolkit.backbones.unet import unet
+    from shiptoolkit.models.unet import unet
 
     model = unet()
     assert model.get_layer("rescale").scale == pytest.approx(1 / 255)
@@ -166,10 +166,10 @@ def test_unet_seed_architecture():
 
 
 def test_model_file_round_trip_in_safe_mode(tmp_path):
-    from shiptoolkit.backbones.unet import unet
-    from shiptoolkit.losses import bce_dice
-    from shiptoolkit.metrics import Dice
-    from shiptoolkit.model_io import ModelFileError, load_model, save_model
+    from shiptoolkit.models.losses import bce_dice
+    from shiptoolkit.models.saving import ModelFileError, load_model, save_model
+    from shiptoolkit.models.unet import unet
+    from shiptoolkit.scoring.metrics import Dice
 
     model = unet((32, 32, 3), base_filters=4, depth=2)
     model.compile("adam", loss=bce_dice(), metrics=[Dice().keras_metric()])

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from shiptoolkit.competition import (
+from shiptoolkit.data.rle import mask_to_runs
+from shiptoolkit.scoring.competition import (
     THRESHOLDS,
     F2Accumulator,
     f2_from_iou,
@@ -11,7 +12,6 @@ from shiptoolkit.competition import (
     image_f2_from_labels,
     iou_matrix_from_labels,
 )
-from shiptoolkit.data.rle import mask_to_runs
 
 
 def labels(shape=(20, 20), *boxes):

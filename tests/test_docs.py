@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from shiptoolkit import hookspecs, reference
+from shiptoolkit.cli import reference
 from shiptoolkit.config import SCHEMA
-from shiptoolkit.plugins import KINDS, get_registry
+from shiptoolkit.plugins import KINDS, get_registry, hookspecs
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -110,11 +110,25 @@ def test_pages_render_in_a_headless_browser(site, tmp_path):
         server.shutdown()
 
 
-def test_the_design_page_draws_the_module_map_from_the_code():
-    from shiptoolkit.layers import LAYER_OF
+def test_the_design_page_draws_the_module_map_from_the_folders():
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.package_map import LAYER_ORDER, modules_markdown
 
     assert "<!-- generated:modules -->" in (ROOT / "docs" / "design.md").read_text()
-    table = reference.modules_markdown()
-    for module in LAYER_OF:
-        short = module.removeprefix("shiptoolkit.") if module != "shiptoolkit" else "__init__"
-        assert f"`{short}`" in table
+    table = modules_markdown()
+    package = ROOT / "shiptoolkit"
+    for unit in LAYER_ORDER:
+        assert f"**`{unit}/`**" in table or f"**`{unit}`**" in table
+    for module in package.glob("*/*.py"):
+        if module.name != "__init__.py":
+            assert f"`{module.parent.name}.{module.stem}`" in table
+    assert "The one implementation of the competition" not in table or "`scoring/`" in table
+
+
+def test_the_plugin_page_lists_every_moved_import_path():
+    from shiptoolkit.moved import MOVED
+
+    assert "<!-- generated:moved -->" in (ROOT / "docs" / "plugins.md").read_text()
+    table = reference.moved_markdown()
+    for old, new in MOVED.items():
+        assert f"| `shiptoolkit.{old}` | `shiptoolkit.{new[0]}`" in table

@@ -12,15 +12,16 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from shiptoolkit.backbones.unet import unet
-from shiptoolkit.classifiers import cnn_classifier
 from shiptoolkit.cli import cli
 from shiptoolkit.errors import ShiptoolkitError
-from shiptoolkit.export import MANIFEST, export_run, load_export, require_format
-from shiptoolkit.model_io import load_model, save_model
-from shiptoolkit.prediction import whole_image_model
+from shiptoolkit.inference.export import export_run
+from shiptoolkit.inference.exported import MANIFEST, load_export, require_format
+from shiptoolkit.inference.prediction import whole_image_model
+from shiptoolkit.inference.submission import read_submission
+from shiptoolkit.models.classifiers import cnn_classifier
+from shiptoolkit.models.saving import load_model, save_model
+from shiptoolkit.models.unet import unet
 from shiptoolkit.rundir import RunDir
-from shiptoolkit.submission import read_submission
 
 TOLERANCE = 1e-4  # max abs difference in probability, export vs Keras
 
@@ -112,7 +113,7 @@ def test_onnx_and_tflite_exports_reloaded_with_their_runtime_match_keras(tmp_pat
             return session.run(None, {session.get_inputs()[0].name: x})[0]
     else:
         def run_file(path, x):
-            from shiptoolkit.export import _tflite_interpreter
+            from shiptoolkit.inference.exported import _tflite_interpreter
 
             interpreter = _tflite_interpreter(path)
             source = interpreter.get_input_details()[0]["index"]
@@ -147,7 +148,7 @@ def test_a_format_whose_packages_are_missing_is_a_clear_error_naming_them_and_th
 
 
 def test_an_export_that_does_not_reproduce_the_model_is_refused_and_nothing_is_written(tmp_path, monkeypatch):
-    import shiptoolkit.export as export
+    import shiptoolkit.inference.export as export
 
     monkeypatch.setattr(export, "_max_abs_diff", lambda *args: 0.5)
     run = make_run(tmp_path / "run", image_size=64, gate=False)

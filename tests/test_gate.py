@@ -8,14 +8,14 @@ import pandas as pd
 import pytest
 
 from shiptoolkit.config import load_config
+from shiptoolkit.data.instances import label_instances, split_touching
 from shiptoolkit.errors import ConfigError
-from shiptoolkit.evaluation import evaluate
-from shiptoolkit.gate import Gate, gate_report
-from shiptoolkit.instances import label_instances, split_touching
+from shiptoolkit.inference.gate import Gate, gate_report
+from shiptoolkit.inference.prediction import PredictSettings, index_items, postprocess, predict_labels
 from shiptoolkit.plugins import get_registry
-from shiptoolkit.prediction import PredictSettings, index_items, postprocess, predict_labels
 from shiptoolkit.runner import prepare_config
-from shiptoolkit.training import train
+from shiptoolkit.scoring.evaluate import evaluate
+from shiptoolkit.training.stage import train
 
 
 def constant_model(window: int, value: float):
@@ -45,7 +45,7 @@ def test_every_classifier_outputs_one_probability_per_image(name):
 
 
 def test_resnet34_classifier_shares_the_unet_encoder_layer_names():
-    from shiptoolkit.backbones.resnet_unet import resnet34_unet
+    from shiptoolkit.models.resnet_unet import resnet34_unet
 
     classifier = get_registry("classifier").create("resnet34_classifier", input_shape=(64, 64, 3))
     unet_names = {layer.name for layer in resnet34_unet((64, 64, 3)).layers if layer.weights}
@@ -169,7 +169,7 @@ def test_training_with_a_classifier_writes_the_gate_and_tunes_it_jointly(tmp_pat
 
 
 def test_a_gate_without_its_classifier_file_is_a_clear_error(tmp_path):
-    from shiptoolkit.gate import load_gate
+    from shiptoolkit.inference.gate import load_gate
 
     config = load_config({"classifier": {"name": "cnn_classifier"}})
     with pytest.raises(ConfigError, match="no classifier.keras"):
@@ -185,7 +185,7 @@ def two_moored_ships():
 
 
 def test_seams_mark_where_two_ships_touch():
-    from shiptoolkit.instances import seam_pixels
+    from shiptoolkit.data.instances import seam_pixels
 
     seams = seam_pixels(two_moored_ships())
     assert set(np.unique(np.nonzero(seams)[0])) == {12, 13}  # one pixel row on each side of the seam
@@ -195,7 +195,7 @@ def test_seams_mark_where_two_ships_touch():
 
 
 def test_seam_channel_splits_ships_moored_side_by_side():
-    from shiptoolkit.instances import seam_pixels, split_by_seams
+    from shiptoolkit.data.instances import seam_pixels, split_by_seams
 
     labels = two_moored_ships()
     prob = (labels > 0).astype("float32")
@@ -209,8 +209,8 @@ def test_seam_channel_splits_ships_moored_side_by_side():
 
 def test_seam_channel_batches_and_two_channel_prediction(tmp_path, rect_writer):
     from shiptoolkit.data.airbus import AirbusIndex
-    from shiptoolkit.pipeline import SamplerBatches
-    from shiptoolkit.prediction import predict_probabilities
+    from shiptoolkit.inference.prediction import predict_probabilities
+    from shiptoolkit.training.pipeline import SamplerBatches
 
     root = rect_writer(tmp_path / "d", {"a.jpg": [(5, 13, 4, 36), (13, 21, 4, 36)], "b.jpg": []}, size=64)
     index = AirbusIndex.from_kaggle(root, shape=(64, 64))
@@ -242,14 +242,14 @@ def test_training_a_seam_channel(tmp_path, rect_writer):
     metrics = evaluate(config, result.best_model_path, run_dir=result.run_dir, progress=False).metrics
     assert {"f2", "f2_without_split", "f2_all_empty_baseline"} <= set(metrics)
     with pytest.raises(ConfigError, match="one-class backbone"):
-        from shiptoolkit.training import build_model
+        from shiptoolkit.training.stage import build_model
 
         build_model(prepare_config({**config.values, "backbone": {"name": "unet", "classes": 3}}), (32, 32, 3))
 
 
 def test_tuning_picks_a_gate_that_rejects_the_empty_images(rect_dataset):
     from shiptoolkit.data.airbus import AirbusIndex
-    from shiptoolkit.tuning import tune_postprocess
+    from shiptoolkit.training.tuning import tune_postprocess
 
     index = AirbusIndex.from_kaggle(rect_dataset, shape=(96, 96))
     info = tune_postprocess(constant_model(32, 0.9), index, PredictSettings(overlap=0.0), [0.5], [0],
@@ -260,10 +260,10 @@ def test_tuning_picks_a_gate_that_rejects_the_empty_images(rect_dataset):
 
 
 def test_predict_uses_the_saved_postprocessing_unless_overridden(tmp_path, rect_dataset):
-    from shiptoolkit.evaluation import predict_stage
-    from shiptoolkit.model_io import save_model
+    from shiptoolkit.inference.stage import predict_stage
+    from shiptoolkit.inference.submission import read_submission
+    from shiptoolkit.models.saving import save_model
     from shiptoolkit.rundir import RunDir
-    from shiptoolkit.submission import read_submission
 
     run = tmp_path / "run"
     run.mkdir()

@@ -1,7 +1,7 @@
 import numpy as np
 
+from shiptoolkit.data.instances import instance_runs, instances_to_rles, label_instances
 from shiptoolkit.data.rle import rle_decode
-from shiptoolkit.instances import instance_runs, instances_to_rles, label_instances
 
 
 def test_components_min_area_and_diagonal_connectivity():

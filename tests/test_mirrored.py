@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from shiptoolkit.errors import ConfigError
-from shiptoolkit.replicas import MirroredModel, forward, replica_count, spread
+from shiptoolkit.inference.replicas import MirroredModel, forward, replica_count, spread
 
 TWO_DEVICES = """
 import os, sys
@@ -18,7 +18,7 @@ os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
 import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-from shiptoolkit import replicas
+from shiptoolkit.inference import replicas
 
 SHARDS = []  # per call of a MirroredModel: [(rows, device) of each replica's shard]
 _distribute = replicas.MirroredModel._distribute
@@ -42,10 +42,10 @@ import keras
 import numpy as np
 from click.testing import CliRunner
 
-from shiptoolkit.backbones.unet import unet
+from shiptoolkit.models.unet import unet
 from shiptoolkit.cli import cli
-from shiptoolkit.gate import Gate
-from shiptoolkit.prediction import predict_probabilities, whole_image_model
+from shiptoolkit.inference.gate import Gate
+from shiptoolkit.inference.prediction import predict_probabilities, whole_image_model
 
 images_dir, work = Path(sys.argv[1]), Path(sys.argv[2])
 result = {"logical_devices": len(tf.config.list_logical_devices("CPU"))}
@@ -89,7 +89,7 @@ TRAIN = TWO_DEVICES + """
 import json
 from pathlib import Path
 
-from shiptoolkit import training
+from shiptoolkit.training import stage as training
 from shiptoolkit.runner import prepare_config
 
 strategies = []

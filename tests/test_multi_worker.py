@@ -19,8 +19,8 @@ import pytest
 from click.testing import CliRunner
 
 from shiptoolkit.cli import cli
-from shiptoolkit.cluster import Worker, parse_workers, tf_config, this_worker
 from shiptoolkit.errors import ConfigError
+from shiptoolkit.training.cluster import Worker, parse_workers, tf_config, this_worker
 
 # Seconds one phase (start to finish, start to first checkpoint) may take before the test fails
 # instead of hanging. Generous: on a loaded 2-core machine two TensorFlow processes start slowly.
@@ -253,7 +253,7 @@ def test_cli_checks_the_worker_options(monkeypatch, tmp_path):
 
 
 def test_cli_workers_set_tf_config_and_the_strategy(monkeypatch, tmp_path):
-    import shiptoolkit.training
+    import shiptoolkit.training.stage
 
     seen = {}
 
@@ -262,7 +262,7 @@ def test_cli_workers_set_tf_config_and_the_strategy(monkeypatch, tmp_path):
                     strategy=config.settings.train.strategy if config else None)
         raise click.ClickException("stopped before training")
 
-    monkeypatch.setattr(shiptoolkit.training, "train", fake_train)
+    monkeypatch.setattr(shiptoolkit.training.stage, "train", fake_train)
     monkeypatch.setenv("TF_CONFIG", '{"cluster": {"worker": ["old:1"]}, "task": {"type": "worker", "index": 0}}')
     config = tmp_path / "x.toml"
     config.write_text("")

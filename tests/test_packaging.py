@@ -24,8 +24,8 @@ from click.testing import CliRunner
 
 import shiptoolkit
 from shiptoolkit.cli import cli
+from shiptoolkit.config.examples_index import example_names, examples_dir, resolve_config_path
 from shiptoolkit.errors import ConfigError
-from shiptoolkit.examples_index import example_names, examples_dir, resolve_config_path
 
 ROOT = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())

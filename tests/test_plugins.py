@@ -102,7 +102,7 @@ def test_builtins_register_through_the_same_hooks():
 
 
 def test_every_hook_is_documented():
-    from shiptoolkit import hookspecs
+    from shiptoolkit.plugins import hookspecs
 
     for name in plugins.KINDS.values():
         assert getattr(hookspecs, name[0]).__doc__
@@ -218,7 +218,7 @@ def callbacks(plugin_cleanup):
 
 
 def test_callbacks_are_chosen_by_name_and_checked(callbacks, tmp_path):
-    from shiptoolkit.contracts import build_callbacks
+    from shiptoolkit.plugins.contracts import build_callbacks
 
     def build(*names):
         return build_callbacks(shiptoolkit.load_config({"train": {"callbacks": list(names)}}), tmp_path, "classifier")
@@ -250,7 +250,7 @@ EPOCH_TIMER = Path(__file__).resolve().parents[1] / "plugins" / "shiptoolkit-epo
 
 def test_plugin_callbacks_run_in_both_fits_of_a_training_run(callbacks, tiny_run_toml, plugin_cleanup, monkeypatch):
     from shiptoolkit.runner import prepare_config
-    from shiptoolkit.training import train
+    from shiptoolkit.training.stage import train
 
     monkeypatch.syspath_prepend(str(EPOCH_TIMER))  # the example plugin, loaded as package.module
     plugin_cleanup.append(plugins.load_local_plugin("shiptoolkit_epoch_timer"))

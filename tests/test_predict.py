@@ -2,7 +2,7 @@ import keras
 import numpy as np
 import pytest
 
-from shiptoolkit.prediction import (
+from shiptoolkit.inference.prediction import (
     PredictSettings,
     folder_items,
     postprocess,
@@ -10,7 +10,7 @@ from shiptoolkit.prediction import (
     predict_probabilities,
     window_positions,
 )
-from shiptoolkit.submission import read_submission, write_submission
+from shiptoolkit.inference.submission import read_submission, write_submission
 
 
 def red_channel_model(window):
@@ -109,9 +109,9 @@ def test_whole_images_score_as_windows_do_once_the_ships_are_learned(tmp_path, r
     ways (as `benchmarks/whole_vs_windows.py` does for trained runs): whole images (the default) must
     beat the all-empty baseline and score no lower than sliding windows. (On the quickstart's harder
     data windows score 0.007 higher: measured by that benchmark, not asserted here.)"""
-    from shiptoolkit.backbones.unet import unet
     from shiptoolkit.data.airbus import AirbusIndex
-    from shiptoolkit.tuning import tune_postprocess
+    from shiptoolkit.models.unet import unet
+    from shiptoolkit.training.tuning import tune_postprocess
 
     rng = np.random.default_rng(3)
     specs = {}

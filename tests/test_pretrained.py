@@ -16,9 +16,9 @@ import h5py
 import numpy as np
 import pytest
 
-from shiptoolkit.backbones import pretrained
-from shiptoolkit.backbones.legacy_h5 import WeightsError
 from shiptoolkit.errors import ShiptoolkitError
+from shiptoolkit.models import pretrained
+from shiptoolkit.models.legacy_h5 import WeightsError
 from shiptoolkit.plugins import get_registry
 
 FNAME = pretrained.IMAGENET_WEIGHTS["resnet18"][0]
@@ -49,7 +49,7 @@ def fake_imagenet(tmp_path_factory):
     """(folder served, {layer: arrays}, md5) of a fake resnet18 ImageNet no-top file."""
     import keras
 
-    from shiptoolkit.backbones.encoders import resnet_encoder
+    from shiptoolkit.models.encoders import resnet_encoder
 
     folder = tmp_path_factory.mktemp("served")
     encoder = resnet_encoder("resnet18", (32, 32, 3), "fake")
@@ -106,8 +106,8 @@ def _assert_encoder_from_file(model, written):
 
 
 def test_imagenet_downloads_once_then_uses_the_cache(offline_env, server, fake_imagenet, monkeypatch):
-    from shiptoolkit.backbones.resnet_unet import resnet18_unet
-    from shiptoolkit.classifiers import resnet18_classifier
+    from shiptoolkit.models.classifiers import resnet18_classifier
+    from shiptoolkit.models.resnet_unet import resnet18_unet
 
     url, requests = server
     monkeypatch.setenv(pretrained.BASE_URL_ENV, url)
@@ -132,7 +132,7 @@ def test_imagenet_downloads_once_then_uses_the_cache(offline_env, server, fake_i
 
 
 def test_a_wrong_md5_is_refused(offline_env, server, fake_imagenet, monkeypatch):
-    from shiptoolkit.backbones.resnet_unet import resnet18_unet
+    from shiptoolkit.models.resnet_unet import resnet18_unet
 
     url, requests = server
     monkeypatch.setenv(pretrained.BASE_URL_ENV, url)
@@ -146,7 +146,7 @@ def test_a_wrong_md5_is_refused(offline_env, server, fake_imagenet, monkeypatch)
 
 
 def test_offline_names_the_url_and_the_cache_path(offline_env, monkeypatch):
-    from shiptoolkit.classifiers import resnet18_classifier
+    from shiptoolkit.models.classifiers import resnet18_classifier
 
     url = _dead_url()
     monkeypatch.setenv(pretrained.BASE_URL_ENV, url)

@@ -1,8 +1,8 @@
 import pytest
 
-from shiptoolkit.docstrings import parse_args_section
 from shiptoolkit.errors import ConfigError, DuplicateComponentError, UnknownComponentError
-from shiptoolkit.registry import Registry
+from shiptoolkit.plugins.docstrings import parse_args_section
+from shiptoolkit.plugins.registry import Registry
 
 
 def make_registry():

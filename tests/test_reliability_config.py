@@ -130,7 +130,7 @@ def test_lenient_types_still_load_int_for_float_list_for_tuple():
 
 def test_param_ranges_decorator_for_plugin_authors():
     """Plugin authors attach ranges with `@param_ranges`; check_params enforces them and Param shows them."""
-    from shiptoolkit.registry import Range, Registry, param_ranges
+    from shiptoolkit.plugins.registry import Range, Registry, param_ranges
 
     @param_ranges(depth=(1, 8), rate=Range(0.0, 1.0, high_open=True))
     def net(depth: int = 4, rate: float = 0.1, name: str | None = None, shape: tuple[int, ...] = (1, 2)):
@@ -154,7 +154,7 @@ def test_param_ranges_decorator_for_plugin_authors():
 
 def test_unknown_annotations_are_not_checked():
     """Complex or missing annotations are left alone (no false alarms on plugin components)."""
-    from shiptoolkit.registry import Registry, param_ranges
+    from shiptoolkit.plugins.registry import Registry, param_ranges
 
     reg = Registry("loss")
     reg.register("free", lambda scale=1.0, edges=(1, 2): scale)
@@ -282,7 +282,7 @@ def test_predict_out_in_readonly_folder_is_a_clean_error(tmp_path, readonly_dir)
     """`predict --out` into a read-only folder showed a PermissionError traceback."""
     import cv2
 
-    from shiptoolkit.backbones.unet import unet
+    from shiptoolkit.models.unet import unet
 
     images = tmp_path / "images"
     images.mkdir()

@@ -13,8 +13,8 @@ import pytest
 from click.testing import CliRunner
 
 from shiptoolkit.cli import cli
-from shiptoolkit.model_io import ModelFileError, load_model, save_model
-from shiptoolkit.submission import SubmissionWriter, read_submission
+from shiptoolkit.inference.submission import SubmissionWriter, read_submission
+from shiptoolkit.models.saving import ModelFileError, load_model, save_model
 
 
 def ship_everywhere_model(window: int = 32, channels: int = 1, in_channels: int = 3):
@@ -116,7 +116,7 @@ def test_a_two_channel_model_predicts_with_seam_channel_but_a_three_channel_mode
     train.seam_channel (CLI predict exits 0), and `evaluate()` refuses a 3-channel model up front."""
     from shiptoolkit.config import load_config
     from shiptoolkit.data.airbus import AirbusIndex
-    from shiptoolkit.evaluation import evaluate
+    from shiptoolkit.scoring.evaluate import evaluate
 
     path = saved(ship_everywhere_model(channels=2), tmp_path / "seams.keras")
     result = predict("--model", path, "--images", str(rect_dataset / "train_v2"), "--out", str(tmp_path / "s.csv"),

@@ -56,8 +56,8 @@ def test_full_run_train_predict_evaluate(tmp_path, tiny_run_toml):
 
 
 def test_predict_cli_with_a_saved_model(tmp_path, rect_dataset):
-    from shiptoolkit.backbones.unet import unet
-    from shiptoolkit.model_io import save_model
+    from shiptoolkit.models.saving import save_model
+    from shiptoolkit.models.unet import unet
 
     model_path = save_model(unet((32, 32, 3), base_filters=4, depth=2), tmp_path / "m.keras")
     out = tmp_path / "sub.csv"

@@ -4,11 +4,11 @@ import cv2
 import numpy as np
 import pytest
 
-from shiptoolkit.augment import build_augment
 from shiptoolkit.data.airbus import AirbusIndex
 from shiptoolkit.data.split import split_by_image
 from shiptoolkit.errors import ConfigError
 from shiptoolkit.plugins import get_registry
+from shiptoolkit.training.augment import build_augment
 
 SIZE = 96
 

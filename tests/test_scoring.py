@@ -8,7 +8,7 @@ from click.testing import CliRunner
 from shiptoolkit.cli import cli
 from shiptoolkit.data.rle import rle_encode
 from shiptoolkit.errors import DataError
-from shiptoolkit.scoring import score_submission
+from shiptoolkit.scoring.submission import score_submission
 
 SHAPE = (20, 20)
 

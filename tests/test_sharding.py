@@ -17,8 +17,8 @@ from click.testing import CliRunner
 
 from shiptoolkit.cli import cli
 from shiptoolkit.errors import ConfigError
-from shiptoolkit.model_io import save_model
-from shiptoolkit.sharding import Shard, parse_shard, shard_of, sidecar_path
+from shiptoolkit.inference.sharding import Shard, parse_shard, shard_of, sidecar_path
+from shiptoolkit.models.saving import save_model
 
 IMAGES = 24
 
@@ -110,7 +110,7 @@ def test_shards_are_disjoint_cover_and_stable_across_processes():
     assert all(900 < len(part) < 1100 for part in parts)  # the hash spreads images evenly
     # Pinned: a release that changed the assignment would split reruns of one job differently.
     assert [shard_of(i, 3) for i in ("00003e153.jpg", "0001124c7.jpg", "000155de5.jpg")] == [3, 1, 3]
-    code = ("from shiptoolkit.sharding import shard_of; import sys; "
+    code = ("from shiptoolkit.inference.sharding import shard_of; import sys; "
             "print(''.join(str(shard_of(f'{k:09x}.jpg', 3)) for k in range(3000)))")
     other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                            env={**os.environ, "PYTHONHASHSEED": "12345"}).stdout.strip()

@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 
 from shiptoolkit.data.airbus import AirbusIndex
-from shiptoolkit.pipeline import SamplerBatches
 from shiptoolkit.plugins import get_registry
 from shiptoolkit.runner import prepare_config
-from shiptoolkit.training import train
+from shiptoolkit.training.pipeline import SamplerBatches
+from shiptoolkit.training.stage import train
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +79,7 @@ def test_mirrored_strategy_on_cpu(dataset, tmp_path):
 
 
 def test_nan_terminates_and_fails_loudly(dataset, tmp_path):
-    from shiptoolkit.training import TrainingFailed
+    from shiptoolkit.training.stage import TrainingFailed
 
     config = tiny_config(dataset, tmp_path, train={"epochs": 3, "learning_rate": 1e12, "optimizer": "sgd",
                                                    "collapse_patience": 0})

@@ -7,17 +7,17 @@ import json
 import numpy as np
 import pytest
 
-from shiptoolkit.callbacks import BestCheckpoint, CollapseGuard, predicts_nothing
 from shiptoolkit.config import load_config
 from shiptoolkit.errors import ConfigError
-from shiptoolkit.prediction import PredictSettings, postprocess
+from shiptoolkit.inference.prediction import PredictSettings, postprocess
 from shiptoolkit.runner import prepare_config
-from shiptoolkit.training import TrainingCollapsed, train
-from shiptoolkit.tuning import choose, describe_tuned, f2_grid, gate_candidates, scan_scores
+from shiptoolkit.training.callbacks import BestCheckpoint, CollapseGuard, predicts_nothing
+from shiptoolkit.training.stage import TrainingCollapsed, train
+from shiptoolkit.training.tuning import choose, describe_tuned, f2_grid, gate_candidates, scan_scores
 
 
 def test_f2_grid_matches_postprocess_for_every_threshold_and_min_area():
-    from shiptoolkit.competition import image_f2_from_labels
+    from shiptoolkit.scoring.competition import image_f2_from_labels
 
     rng = np.random.default_rng(0)
     true = np.zeros((64, 64), np.int32)
@@ -111,7 +111,7 @@ def test_best_checkpoint_never_keeps_a_model_that_predicts_nothing(tmp_path):
 def test_early_stopping_ignores_epochs_without_val_f2():
     import keras
 
-    from shiptoolkit.callbacks import measured_only
+    from shiptoolkit.training.callbacks import measured_only
 
     class Model:
         stop_training = False
@@ -148,8 +148,8 @@ def _rect_specs(n=32):
 
 
 def test_the_test_set_is_never_seen_by_checkpointing_or_tuning(tmp_path, rect_writer, monkeypatch):
-    import shiptoolkit.callbacks as callbacks
-    import shiptoolkit.training as training
+    import shiptoolkit.training.callbacks as callbacks
+    import shiptoolkit.training.stage as training
     from shiptoolkit.data.source import data_splits
     from shiptoolkit.runner import run
 
@@ -185,7 +185,7 @@ def test_the_test_set_is_never_seen_by_checkpointing_or_tuning(tmp_path, rect_wr
 
 def test_training_that_collapses_stops_and_says_so(tmp_path, rect_writer, monkeypatch):
     """The quickstart's old failure: ships predicted after the first epoch, then none at all."""
-    import shiptoolkit.callbacks as callbacks
+    import shiptoolkit.training.callbacks as callbacks
 
     pixels = iter([900.0, 0.0, 0.0, 0.0])
 
@@ -224,7 +224,7 @@ def test_the_split_depth_is_tuned_with_the_threshold_and_used_by_predict(tmp_pat
 
     from shiptoolkit.data.airbus import AirbusIndex
     from shiptoolkit.data.rle import rle_encode
-    from shiptoolkit.tuning import tune_postprocess
+    from shiptoolkit.training.tuning import tune_postprocess
 
     (tmp_path / "train_v2").mkdir()
     rows = ["ImageId,EncodedPixels"]
@@ -293,7 +293,7 @@ def _coast_and_ships(tmp_path, n=4):
 def test_windows_are_chosen_on_validation_only_where_they_score_higher(tmp_path):
     """A model whose output depends on its input's extent: on whole images the coast is a false ship,
     in 32 px windows it is dark. The scan tries both ways and keeps windows; predict then uses them."""
-    from shiptoolkit.tuning import tune_postprocess
+    from shiptoolkit.training.tuning import tune_postprocess
 
     index = _coast_and_ships(tmp_path)
     model = _context_model(32)
@@ -317,7 +317,7 @@ def test_windows_are_chosen_on_validation_only_where_they_score_higher(tmp_path)
 def test_whole_images_win_a_tie_with_windows(tmp_path):
     import keras
 
-    from shiptoolkit.tuning import tune_postprocess
+    from shiptoolkit.training.tuning import tune_postprocess
 
     index = _coast_and_ships(tmp_path)
     inputs = keras.Input((32, 32, 3))  # red channel / 255: the same probabilities either way
@@ -331,7 +331,7 @@ def test_whole_images_win_a_tie_with_windows(tmp_path):
 def test_a_free_size_model_predicts_by_predict_window_when_whole_images_are_off(tmp_path):
     """An export has a free input size: predict.window (written into its manifest) gives it the windows
     the run was tuned with."""
-    from shiptoolkit.prediction import index_items, predict_items, predict_probabilities
+    from shiptoolkit.inference.prediction import index_items, predict_items, predict_probabilities
 
     index = _coast_and_ships(tmp_path, n=1)
     free = _context_model(None)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import click
 
 from shiptoolkit.cli import cli, model_and_config
-from shiptoolkit.export import FORMATS, MANIFEST, export_run
+from shiptoolkit.inference.export import export_run
+from shiptoolkit.inference.exported import FORMATS, MANIFEST
 
 
 @cli.command()

@@ -9,11 +9,14 @@ from pathlib import Path
 import click
 
 from shiptoolkit.cli import cli, model_and_config
+from shiptoolkit.config import Config
+from shiptoolkit.data.airbus import Problem
 from shiptoolkit.errors import ConfigError
-from shiptoolkit.evaluation import predict_stage
-from shiptoolkit.export import MANIFEST, find_export, load_export
+from shiptoolkit.inference.exported import MANIFEST, ExportedModel, find_export, load_export
+from shiptoolkit.inference.gate import Gate
+from shiptoolkit.inference.sharding import Shard, parse_shard, sidecar_path
+from shiptoolkit.inference.stage import PredictResult, predict_stage
 from shiptoolkit.rundir import RunDir
-from shiptoolkit.sharding import Shard, parse_shard, sidecar_path
 
 SHOWN = 20  # skipped images listed with their reason; the rest by name only
 
@@ -23,6 +26,55 @@ def _shard_option(ctx: click.Context, param: click.Parameter, value: str | None)
         return parse_shard(value) if value is not None else None
     except ConfigError as exc:
         raise click.BadParameter(str(exc), ctx, param) from None
+
+
+def _default_out(shard: Shard | None) -> str:
+    """submission.csv, or a name per shard, so that the parts written into one folder do not collide."""
+    return f"submission-{shard.index}-of-{shard.count}.csv" if shard else "submission.csv"
+
+
+def _model_config_and_gate(config: str | None, model: str | None, run_dir: str | None, overrides: tuple[str, ...],
+                           trust_run_plugins: bool) -> tuple[ExportedModel | str, Config, Gate | None]:
+    """(model, resolved config, gate) to predict with.
+
+    An export brings its own settings and gate (`--set` still wins); a .keras file or run directory
+    gives a model path and its config, and `predict_stage` loads the gate beside it (hence None here).
+    """
+    export = find_export(model) if model else None
+    if export is not None:
+        if run_dir:
+            raise click.UsageError("Give either --model EXPORT or --run RUN_DIR, not both.")
+        loaded = load_export(export)
+        resolved, gate = loaded.predict_config(config, overrides)  # the export's settings; --set wins
+        return loaded.segmenter, resolved, gate
+    if model and not Path(model).is_file():
+        hint = (f"; for a run directory use --run {model}" if RunDir(model).best.is_file() else "")
+        raise click.UsageError(f"--model {model!r} is a folder but not an export written by `shiptoolkit export` "
+                               f"(no {MANIFEST}): give a .keras file or an export folder{hint}.")
+    model_path, resolved = model_and_config(config, model, run_dir, overrides, trust_run_plugins=trust_run_plugins)
+    return model_path, resolved, None
+
+
+def _echo_summary(result: PredictResult, seconds: float, shard: Shard | None) -> None:
+    """What was written, how fast, and (for a shard) how to join the parts."""
+    s = result.summary
+    skipped = f" ({len(result.skipped)} skipped: empty rows)" if result.skipped else ""
+    click.echo(f"wrote {s.path}: {s.images} images{skipped}, {s.images_with_ships} with ships, {s.ships} ships "
+               f"({seconds / max(1, s.images):.2f} s per image)")
+    if shard is not None:
+        click.echo(f"shard {shard}: {s.images} of {result.total_images} images (described in "
+                   f"{sidecar_path(s.path)}; merge all {shard.count} parts with `shiptoolkit submission merge`)")
+
+
+def _echo_skipped(skipped: list[Problem]) -> None:
+    """Nothing left out silently: each skipped image, and why (the first SHOWN; the rest by name only)."""
+    if not skipped:
+        return
+    click.echo(f"skipped {len(skipped)} image(s) (data.on_error = \"skip\"; each has an empty row):")
+    for problem in skipped[:SHOWN]:
+        click.echo(f"  {problem.image_id}: {problem.message}")
+    if len(skipped) > SHOWN:
+        click.echo(f"  ... and {len(skipped) - SHOWN} more: " + ", ".join(p.image_id for p in skipped[SHOWN:]))
 
 
 @cli.command()
@@ -71,38 +123,12 @@ def predict(config: str | None, model: str | None, run_dir: str | None, images: 
         shiptoolkit predict --run runs/quickstart-20260101-120000 --images test_v2 --shard 2/3
     """
     if out is None:
-        out = f"submission-{shard.index}-of-{shard.count}.csv" if shard else "submission.csv"
-    gate = None
-    export = find_export(model) if model else None
-    if export is not None:
-        if run_dir:
-            raise click.UsageError("Give either --model EXPORT or --run RUN_DIR, not both.")
-        loaded = load_export(export)
-        resolved, gate = loaded.predict_config(config, overrides)  # the export's settings; --set wins
-        model = loaded.segmenter
-    else:
-        if model and not Path(model).is_file():
-            hint = (f"; for a run directory use --run {model}" if RunDir(model).best.is_file() else "")
-            raise click.UsageError(f"--model {model!r} is a folder but not an export written by `shiptoolkit export` "
-                                   f"(no {MANIFEST}): give a .keras file or an export folder{hint}.")
-        model, resolved = model_and_config(config, model, run_dir, overrides, trust_run_plugins=trust_run_plugins)
+        out = _default_out(shard)
+    model_or_path, resolved, gate = _model_config_and_gate(config, model, run_dir, overrides, trust_run_plugins)
     start = time.perf_counter()
     with warnings.catch_warnings():  # the skipped images are listed below, each with its reason
         warnings.filterwarnings("ignore", message=".* predicted as empty", category=UserWarning)
-        result = predict_stage(resolved, model, ".", progress=not quiet, images=images, out=out, overwrite=overwrite,
-                               gate=gate, shard=shard)
-    s = result.summary
-    seconds = time.perf_counter() - start
-    skipped = f" ({len(result.skipped)} skipped: empty rows)" if result.skipped else ""
-    click.echo(f"wrote {s.path}: {s.images} images{skipped}, {s.images_with_ships} with ships, {s.ships} ships "
-               f"({seconds / max(1, s.images):.2f} s per image)")
-    if shard is not None:
-        click.echo(f"shard {shard}: {s.images} of {result.total_images} images (described in "
-                   f"{sidecar_path(s.path)}; merge all {shard.count} parts with `shiptoolkit submission merge`)")
-    if result.skipped:  # nothing left out silently: each skipped image, and why
-        click.echo(f"skipped {len(result.skipped)} image(s) (data.on_error = \"skip\"; each has an empty row):")
-        for problem in result.skipped[:SHOWN]:
-            click.echo(f"  {problem.image_id}: {problem.message}")
-        if len(result.skipped) > SHOWN:
-            click.echo(f"  ... and {len(result.skipped) - SHOWN} more: "
-                       + ", ".join(p.image_id for p in result.skipped[SHOWN:]))
+        result = predict_stage(resolved, model_or_path, ".", progress=not quiet, images=images, out=out,
+                               overwrite=overwrite, gate=gate, shard=shard)
+    _echo_summary(result, time.perf_counter() - start, shard)
+    _echo_skipped(result.skipped)

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from shiptoolkit.cli import cli
-from shiptoolkit.scoring import score_submission
+from shiptoolkit.scoring.submission import score_submission
 
 
 def format_summary(summary: dict) -> str:

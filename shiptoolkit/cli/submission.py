@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 
 from shiptoolkit.cli import cli
-from shiptoolkit.merging import merge_submissions
-from shiptoolkit.prediction import folder_items
+from shiptoolkit.inference.merging import merge_submissions
+from shiptoolkit.inference.prediction import folder_items
 
 
 @cli.group()

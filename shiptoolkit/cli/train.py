@@ -39,7 +39,7 @@ def train(config: str | None, overrides: tuple[str, ...], resume: str | None, qu
         raise click.UsageError("Give a CONFIG file, or --resume RUN_DIR.")
     overrides = apply_worker_options(workers, worker_index, overrides)
     require_tensorflow()  # a bare `pip install shiptoolkit` has none: say which extra, before anything else
-    from shiptoolkit.training import train as train_stage
+    from shiptoolkit.training.stage import train as train_stage
 
     resolved = None if resume else prepare_config(config, overrides)
     with exit_on_interrupt():

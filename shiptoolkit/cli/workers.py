@@ -11,8 +11,8 @@ import os
 
 import click
 
-from shiptoolkit.cluster import ENV, parse_workers, tf_config
 from shiptoolkit.errors import ConfigError
+from shiptoolkit.training.cluster import ENV, parse_workers, tf_config
 
 STRATEGY = "train.strategy=multi_worker"
 

@@ -21,9 +21,9 @@ from typing import Literal
 
 import numpy as np
 
+from shiptoolkit.data.instances import seam_pixels
 from shiptoolkit.data.rle import SHAPE, parse_many, parse_rle, rles_to_labels, rles_to_mask
 from shiptoolkit.errors import DataError
-from shiptoolkit.instances import seam_pixels
 
 CSV_NAME = "train_ship_segmentations_v2.csv"
 IMAGES_DIR = "train_v2"

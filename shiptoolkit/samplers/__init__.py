@@ -1,6 +1,6 @@
 """Samplers: the (image, mask) pairs training sees. Built-ins register through the plugin hook."""
 
-from shiptoolkit.hookspecs import hookimpl
+from shiptoolkit.plugins.hookspecs import hookimpl
 from shiptoolkit.samplers.full_images import FullImageSampler
 from shiptoolkit.samplers.mixed import MixedSampler
 from shiptoolkit.samplers.ship_patches import ShipPatchSampler

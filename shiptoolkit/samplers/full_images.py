@@ -7,7 +7,7 @@ import threading
 import numpy as np
 
 from shiptoolkit.data.airbus import AirbusIndex
-from shiptoolkit.registry import Range, param_ranges
+from shiptoolkit.plugins.registry import Range, param_ranges
 from shiptoolkit.samplers.base import Sampler
 
 

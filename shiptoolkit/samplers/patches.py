@@ -9,7 +9,7 @@ import numpy as np
 
 from shiptoolkit.data.airbus import AirbusIndex
 from shiptoolkit.data.rle import parse_rle, runs_to_pixels
-from shiptoolkit.registry import param_ranges
+from shiptoolkit.plugins.registry import param_ranges
 from shiptoolkit.samplers.base import Sampler
 
 

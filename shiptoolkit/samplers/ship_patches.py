@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from shiptoolkit.data.airbus import AirbusIndex
-from shiptoolkit.registry import param_ranges
+from shiptoolkit.plugins.registry import param_ranges
 from shiptoolkit.samplers.patches import PatchSampler
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import shiptoolkit
 import shiptoolkit_epoch_timer
 from shiptoolkit import plugins
-from shiptoolkit.contracts import build_callbacks
+from shiptoolkit.plugins.contracts import build_callbacks
 from shiptoolkit_epoch_timer import FILE_NAME, epoch_timer
 
 

@@ -1,0 +1,90 @@
+"""Markdown references generated from the code: components (registries), config (SCHEMA), CLI (click).
+
+(The design page's module map is drawn by `benchmarks/package_map.py`: repository tooling, not the package.)
+
+The docs site renders these at build time (docs/hooks.py), and `shiptoolkit components` reads
+the same registries, so neither can drift from the code.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from shiptoolkit.cli import cli
+from shiptoolkit.config import SCHEMA
+from shiptoolkit.moved import MOVED, REMOVED_IN
+from shiptoolkit.plugins import KINDS, get_registry
+
+
+def _cell(value: Any) -> str:
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def components_markdown() -> str:
+    """One section per component kind, one subsection per component: summary, plugin, parameters."""
+    out = []
+    for kind in KINDS:
+        registry = get_registry(kind)
+        out.append(f"## {registry.plural.capitalize()}\n")
+        if not len(registry):
+            out.append("_None registered._\n")
+        for component in registry:
+            out.append(f"### `{component.name}`\n")
+            out.append(f"{component.summary or '_No summary._'}\n")
+            out.append(f"Provided by plugin `{component.plugin}`. "
+                       f"Python: `{component.factory.__module__}.{component.factory.__qualname__}`.\n")
+            params = component.params
+            if params:
+                out.append("| parameter | type | default | range | meaning |\n|---|---|---|---|---|")
+                for p in params:
+                    default = "**required**" if p.required else f"`{p.default!r}`"
+                    allowed = _cell(str(p.range)) if p.range else ""
+                    out.append(f"| `{p.name}` | `{_cell(p.type)}` | {_cell(default)} | {allowed} | {_cell(p.doc)} |")
+                out.append("")
+            else:
+                out.append("No parameters.\n")
+    return "\n".join(out)
+
+
+def config_markdown() -> str:
+    """Every TOML section and key with type, default and meaning."""
+    out = []
+    for section in SCHEMA.values():
+        out.append(f"## `[{section.name}]`\n\n{section.doc}\n")
+        if section.component:
+            names = ", ".join(f"`{n}`" for n in get_registry(section.component).names())
+            default = f"`{section.default_component}`" if section.default_component else "`\"\"`: none"
+            own = " and the keys below" if section.keys else ""
+            out.append(f"`name` picks a {section.component} (default {default}; "
+                       f"registered: {names}); the other keys are that component's parameters{own}, "
+                       f"listed in the [component reference](components.md).\n")
+            if not section.keys:
+                continue
+        out.append("| key | type | default | meaning |\n|---|---|---|---|")
+        for key in section.keys:
+            choices = f" One of: {', '.join(f'`{c}`' for c in key.choices)}." if key.choices else ""
+            out.append(f"| `{key.name}` | `{key.type_name}` | `{_cell(repr(key.default))}` | "
+                       f"{_cell(key.doc)}{choices} |")
+        out.append("")
+    return "\n".join(out)
+
+
+def cli_markdown(command: click.Command | None = None, prefix: str = "shiptoolkit", level: int = 2) -> str:
+    """Help text of every command and subcommand, as click renders it."""
+    command = command or cli
+    ctx = click.Context(command, info_name=prefix)
+    out = [f"{'#' * level} `{prefix}`\n", "```text", command.get_help(ctx), "```\n"]
+    if isinstance(command, click.Group):
+        for name in command.list_commands(ctx):
+            out.append(cli_markdown(command.get_command(ctx, name), f"{prefix} {name}", level + 1))
+    return "\n".join(out)
+
+
+def moved_markdown() -> str:
+    """The old flat import paths and their new homes (`shiptoolkit.moved`), for plugin authors."""
+    out = [f"| old path (warns; removed in {REMOVED_IN}) | new path |", "|---|---|"]
+    for old, new in sorted(MOVED.items()):
+        out.append(f"| `shiptoolkit.{old}` | {' and '.join(f'`shiptoolkit.{n}`' for n in new)} |")
+    return "\n".join(out) + "\n"

@@ -1,0 +1,200 @@
+"""The config's schema: every section and key with its type, default and meaning.
+
+The single source for validation (`shiptoolkit.config`) and for the docs' configuration
+reference (`shiptoolkit.cli.reference`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+# Sections that configure one registered component: `name = "..."` plus its parameters.
+COMPONENT_SECTIONS = {"sampler": "sampler", "backbone": "backbone", "loss": "loss", "classifier": "classifier"}
+# run.name becomes a folder inside run.out_dir: a path ("../x", "a/b") would put the run elsewhere.
+RUN_NAME_RE = re.compile(r"[\w.-]+")
+
+
+@dataclass(frozen=True)
+class Key:
+    """One config key: its type (a Python type, or `list[...]`), default and meaning."""
+
+    name: str
+    type: Any
+    default: Any
+    doc: str
+    choices: tuple[Any, ...] | None = None
+
+    @property
+    def type_name(self) -> str:
+        if getattr(self.type, "__origin__", None) is list:
+            return f"list[{self.type.__args__[0].__name__}]"
+        return self.type.__name__
+
+
+@dataclass(frozen=True)
+class Section:
+    name: str
+    doc: str
+    keys: tuple[Key, ...] = ()
+    component: str | None = None  # registry kind for component sections
+    # For component sections: "" = off (an optional component such as the classifier gate).
+    default_component: str | None = None
+
+    def key(self, name: str) -> Key | None:
+        return next((k for k in self.keys if k.name == name), None)
+
+
+SCHEMA: dict[str, Section] = {s.name: s for s in [
+    Section("run", "What to run and where its outputs go.", (
+        Key("name", str, "experiment", "Run name; the run directory is `<out_dir>/<name>-<timestamp>/`."),
+        Key("out_dir", str, "runs", "Folder that holds run directories (relative to the working directory)."),
+        Key("stages", list[str], ["train", "predict", "evaluate"], "Stages `shiptoolkit run` executes, in order.",
+            ("train", "predict", "evaluate")),
+        Key("seed", int, 42, "Seed for sampling, splitting, augmentation and weight initialisation."),
+    )),
+    Section("data", "Where the Kaggle-layout dataset is, or which synthetic one to generate.", (
+        Key("path", str, "synthetic", "A folder in the Kaggle layout, or \"synthetic\" to generate one into `cache_dir` on first use."),
+        Key("csv", str, "train_ship_segmentations_v2.csv", "Segmentation CSV inside `path`."),
+        Key("images", str, "train_v2", "Image folder inside `path`."),
+        Key("image_size", int, 768, "Height and width of every image and mask (Kaggle: 768)."),
+        Key("on_error", str, "raise", "On malformed RLE or missing/corrupt images: \"raise\" or \"skip\" (warn and count).",
+            ("raise", "skip")),
+        Key("val_fraction", float, 0.05, "Fraction of the non-test images held out for validation: checkpoint choice and every tuned number."),
+        Key("test_fraction", float, 0.0, "Fraction of the images held out as the test set (reported, never used for a choice); "
+            "group-aware with split = \"groups\". Fixed by the data alone, not by run.seed, so every run on a dataset shares it."),
+        Key("test_path", str, "", "A labelled folder in the Kaggle layout (same `csv` and `images` names) used as the test set."),
+        Key("synthetic_test_images", int, 300, "With path = \"synthetic\": images in the independent synthetic test set "
+            "(its own seed, so no scene is shared with training); 0 = none."),
+        Key("split", str, "image", "\"image\": split by image; \"groups\": whole groups of overlapping images go to "
+            "one side (leak-free on the real data, whose images are overlapping crops).", ("image", "groups")),
+        Key("groups_csv", str, "", "For split = \"groups\": a CSV `ImageId,group` (relative to `path`); \"\" = "
+            "find the groups by hashing 256 px tiles (images sharing a tile are one group)."),
+        Key("group_cache", str, "tile_hashes.sqlite", "For split = \"groups\" without `groups_csv`: a file keeping each "
+            "image's tile hashes between runs (relative to `cache_dir`), so a second run reads no image again; an image "
+            "whose size or mtime changed is hashed anew. Safe to delete; \"\" = no cache."),
+        Key("max_images", int, 0, "Use only this many images (0 = all); handy for quick trials."),
+        Key("synthetic_images", int, 400, "Images in the generated synthetic dataset."),
+        Key("synthetic_seed", int, 0, "Seed of the generated synthetic dataset."),
+        Key("synthetic_empty_fraction", float, 0.78, "Fraction of synthetic images without ships (real data: 0.779)."),
+        Key("synthetic_overlap_fraction", float, 0.0, "Fraction of synthetic images cut as overlapping crops of "
+            "larger scenes, like the real data (to try split = \"groups\")."),
+        Key("cache_dir", str, "~/.cache/shiptoolkit", "Where synthetic datasets are generated and reused."),
+    )),
+    Section("sampler", "Which (image, mask) pairs training sees. `name` plus the sampler's parameters.",
+            component="sampler", default_component="mixed"),
+    Section("augment", "Albumentations transforms applied to training pairs (never to validation).", (
+        Key("transforms", list[dict], [{"name": "HorizontalFlip", "p": 0.5}, {"name": "VerticalFlip", "p": 0.5},
+                                       {"name": "RandomRotate90", "p": 0.5}],
+            "List of `{name = \"AlbumentationsClass\", <its parameters>}` tables, applied in order."),
+    )),
+    Section("backbone", "The segmentation model. `name` plus the model's parameters.",
+            component="backbone", default_component="unet"),
+    Section("loss", "The training loss. `name` plus the loss's parameters.",
+            component="loss", default_component="bce_dice"),
+    Section("metrics", "Metric names from the metric registry.", (
+        Key("train", list[str], ["dice", "iou"], "Keras metrics reported during training."),
+        Key("evaluate", list[str], ["f2", "dice", "iou"], "Metrics computed on full validation images."),
+    )),
+    Section("train", "Optimisation, callbacks and hardware.", (
+        Key("epochs", int, 15, "Maximum number of epochs."),
+        Key("batch_size", int, 16, "Pairs per batch (per replica times replicas under a strategy)."),
+        Key("steps_per_epoch", int, 0, "Batches per epoch (0 = the sampler's length / batch_size)."),
+        Key("validation_steps", int, 0, "Validation batches per epoch (0 = the whole validation sampler)."),
+        Key("optimizer", str, "adam", "Keras optimizer name.", ("adam", "adamw", "sgd", "rmsprop")),
+        Key("learning_rate", float, 1e-4, "Initial learning rate."),
+        Key("monitor", str, "val_f2", "Quantity for checkpointing, early stopping and LR reduction (not pixel accuracy). "
+            "\"val_f2\": the competition metric on whole validation images, predicted as `predict` does."),
+        Key("val_f2_every", int, 1, "Compute val_f2 every N epochs (and at the last epoch)."),
+        Key("val_f2_images", int, 64, "Validation images val_f2 predicts (0 = all); its cost is printed."),
+        Key("schedule", str, "cosine", "Learning-rate schedule: \"cosine\" (linear warm-up, then cosine decay to 1% over all "
+            "steps) or \"constant\".", ("constant", "cosine")),
+        Key("warmup_fraction", float, 0.05, "With schedule = \"cosine\": fraction of all steps spent warming up from lr/10."),
+        Key("collapse_patience", int, 2, "Stop (and say so) when the model predicts no ship pixel on validation for this "
+            "many epochs in a row; such epochs are never kept as best (0 = off)."),
+        Key("early_stopping_patience", int, 5, "Epochs without improvement before stopping (0 = off)."),
+        Key("reduce_lr_patience", int, 3, "Epochs without improvement before reducing the LR (0 = off)."),
+        Key("reduce_lr_factor", float, 0.5, "Factor applied to the LR on a plateau."),
+        Key("mixed_precision", bool, False, "Train in mixed_float16 (GPUs)."),
+        Key("jit_compile", bool, False, "Compile the train step with XLA."),
+        Key("tensorboard", bool, False, "Write TensorBoard logs into the run directory."),
+        Key("callbacks", list[str], [], "Keras callbacks from plugins, by name (e.g. an experiment logger; "
+            "`shiptoolkit components callback` lists them), added to the segmenter's fit and the classifier's."),
+        Key("strategy", str, "default", "tf.distribute strategy: \"mirrored\" (the GPUs of one machine) or "
+            "\"multi_worker\" (several machines: `--workers`/`--worker-index` or TF_CONFIG; see \"Training on several "
+            "machines\").", ("default", "mirrored", "multi_worker")),
+        Key("workers", int, 2, "Parallel data-loading workers."),
+        Key("seam_channel", bool, False, "Train a second output channel on the seams between touching ships "
+            "(the backbone gets classes = 2); `predict.split = \"watershed\"` then splits along it."),
+    )),
+    Section("predict", "Full-image prediction and the Kaggle submission.", (
+        Key("images", str, "test", "\"test\", \"validation\" or a folder of JPGs."),
+        Key("out", str, "submission.csv", "Submission file name inside the run directory."),
+        Key("threshold", float, 0.5, "Probability threshold for ship pixels."),
+        Key("overlap", float, 0.25, "Sliding-window overlap as a fraction of the window (0 <= overlap < 1)."),
+        Key("tta", bool, False, "Average predictions over flips (test-time augmentation)."),
+        Key("whole_image", bool, True, "Predict whole images in one pass when the model is fully convolutional (its weights in "
+            "a copy with a free input size); false = sliding windows of the training size, blended where they "
+            "overlap: 1.75x slower, and on the quickstart (64 px patches) 0.003-0.012 higher validation f2 "
+            "(benchmarks/whole_vs_windows.py). A run tries both on validation (`tune.windows`) and saves the better."),
+        Key("window", int, 0, "Sliding-window side with whole_image = false (0 = the model's input size; an export, "
+            "whose input size is free, records its training size here)."),
+        Key("min_area", int, 0, "Drop predicted ships smaller than this many pixels."),
+        Key("gate_threshold", float, 0.0, "Skip images whose maximum probability is below this (0 = off)."),
+        Key("split", str, "none", "Split touching ships predicted as one blob: \"watershed\" (distance transform + "
+            "watershed) or \"none\".", ("none", "watershed")),
+        Key("split_depth", float, 1.5, "Watershed: how far (px) a ship's distance-map peak must rise above the "
+            "neck joining it to another to count as its own ship (larger = fewer splits)."),
+        Key("batch_size", int, 32, "Windows per forward pass on each device (whole images: batch_size // 8 images); "
+            "with strategy = \"mirrored\" a step runs batch_size x devices."),
+        Key("strategy", str, "default", "\"mirrored\": spread each batch over all GPUs of the machine "
+            "(`tf.distribute.MirroredStrategy`, the model copied onto each; the replica count is printed once); "
+            "\"default\": one device.", ("default", "mirrored")),
+        Key("resize", int, 0, "Resize images to this side before predicting and probabilities back (0 = off); match a `full_images` sampler's `size`."),
+        Key("max_images", int, 0, "Predict only this many images (0 = all)."),
+    )),
+    Section("evaluate", "Scoring on full images: the test set by default.", (
+        Key("images", str, "test", "\"test\" (never used for a choice) or \"validation\" (tuned on: not a test figure).",
+            ("test", "validation")),
+        Key("max_images", int, 0, "Evaluate only this many images (0 = all)."),
+        Key("without_gate", bool, False, "With a [classifier]: also segment the images the gate rejects, to report f2 "
+            "without the gate (slower)."),
+        Key("scan_thresholds", list[float], [], "Thresholds to scan on the evaluated images (an oracle view: a choice made "
+            "on these images is not a test figure; tuning happens on validation, see [tune])."),
+        Key("scan_min_areas", list[int], [], "min_area values to scan with the thresholds."),
+        Key("plot_examples", int, 6, "Examples per row (best, worst, false positives) in the overlay grid."),
+    )),
+    Section("classifier", "Optional ship/no-ship gate: a classifier trained on whole images (resized), "
+            "in the same run; images it rejects get an empty row. `name` (\"\" = no gate) plus the "
+            "classifier's parameters, and these keys.", (
+        Key("image_size", int, 256, "Side the images are resized to for the classifier."),
+        Key("ship_fraction", float, 0.5, "Fraction of ship images in each training epoch (balanced by default)."),
+        Key("epochs", int, 10, "Maximum classifier epochs (early stopping on validation loss)."),
+        Key("early_stopping_patience", int, 4, "Classifier epochs without a lower validation loss before stopping "
+            "(0 = off: the best epoch's classifier is kept either way)."),
+        Key("steps_per_epoch", int, 0, "Batches per epoch (0 = the sampler's length / batch_size)."),
+        Key("batch_size", int, 16, "Images per batch."),
+        Key("learning_rate", float, 1e-3, "Adam learning rate."),
+        Key("threshold", float, 0.5, "Images with a lower ship probability are predicted empty (when not tuned)."),
+        Key("tune_threshold", bool, True, "Choose the threshold with the segmenter's threshold and min_area, jointly, "
+            "for f2 on the validation images (see [tune])."),
+    ), component="classifier", default_component=""),
+    Section("tune", "Post-processing chosen on the validation images after training (one joint scan for f2), saved as "
+            "postprocess.json in the run directory and used by `predict` unless `--set` names the key.", (
+        Key("enabled", bool, True, "Tune after training (needs validation images)."),
+        Key("thresholds", list[float], [0.3, 0.4, 0.5, 0.6, 0.7, 0.8], "Segmenter probability thresholds to try."),
+        Key("min_areas", list[int], [0, 10, 20, 40, 80, 150], "min_area values to try."),
+        Key("split_depths", list[float], [], "With predict.split = \"watershed\": split depths to try besides "
+            "predict.split_depth, in the same scan ([] = keep predict.split_depth)."),
+        Key("windows", bool, True, "With predict.whole_image = true and a fully convolutional model: also try sliding "
+            "windows in the scan and predict by windows if they score higher on validation (whole images win ties: "
+            "they are ~1.75x faster). The choice is saved as postprocess.json's whole_image."),
+        Key("max_images", int, 0, "Validation images to tune on (0 = all)."),
+        Key("gate_floor", float, 0.1, "Classifier thresholds below this are not tried, and images under it are not "
+            "segmented while tuning (they would be rejected at any threshold tried)."),
+    )),
+    Section("plugins", "Local plugins to load before building components.", (
+        Key("modules", list[str], [], "Each a `file.py` path (relative to the config file), `package.module` or `package.module:attr`."),
+    )),
+]}

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from shiptoolkit.cli import cli
+from shiptoolkit.scoring.competition import KAGGLE_EMPTY_PRIOR
 from shiptoolkit.scoring.submission import score_submission
 
 
@@ -23,7 +24,11 @@ def format_summary(summary: dict) -> str:
              f"  ships true / predicted     {summary['true_ships']} / {summary['pred_ships']}",
              f"  image-level precision      {pct(summary['image_precision'])}",
              f"  image-level recall         {pct(summary['image_recall'])}",
-             f"  false-positive rate, empty {pct(summary['false_positive_rate_empty'])}"]
+             f"  false-positive rate, empty {pct(summary['false_positive_rate_empty'])}",
+             f"  mean f2 on ship images     {pct(summary['f2_ship_images'])}",
+             f"f2 prior-weighted: {pct(summary['f2_prior_weighted'])}   "
+             f"all-empty baseline: {summary['empty_prior']:.4f}  "
+             f"(what the f2 would be at {summary['empty_prior']:.1%} empty images, as on Kaggle)"]
     return "\n".join(lines)
 
 
@@ -46,8 +51,10 @@ def check_new_file(path: str, option: str, overwrite: bool, inputs: tuple[str, .
 @click.option("--lenient", is_flag=True, help="Warn about invalid rows instead of failing; score what can be scored.")
 @click.option("--size", default=768, show_default=True, help="Image height and width.")
 @click.option("--json", "as_json", is_flag=True, help="Output the summary as JSON.")
+@click.option("--empty-prior", default=KAGGLE_EMPTY_PRIOR, show_default=True, type=click.FloatRange(0, 1, min_open=True,
+              max_open=True), help="Fraction of empty images the prior-weighted f2 is weighed to (Kaggle's).")
 def score(submission: str, truth: str, per_image: str | None, overwrite: bool, lenient: bool, size: int,
-          as_json: bool) -> None:
+          as_json: bool, empty_prior: float) -> None:
     """Score SUBMISSION against TRUTH with the competition metric (F2 over IoU 0.50..0.95).
 
     Both are ImageId,EncodedPixels CSVs, one row per ship. The score is the mean over TRUTH's
@@ -60,7 +67,7 @@ def score(submission: str, truth: str, per_image: str | None, overwrite: bool, l
 
     if per_image:  # checked before scoring: a refusal should not cost a whole scoring pass
         check_new_file(per_image, "--per-image", overwrite, inputs=(submission, truth))
-    result = score_submission(submission, truth, lenient=lenient, shape=(size, size))
+    result = score_submission(submission, truth, lenient=lenient, shape=(size, size), empty_prior=empty_prior)
     if per_image:
         result.per_image.to_csv(per_image, index=False)
     if as_json:

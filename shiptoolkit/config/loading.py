@@ -256,6 +256,9 @@ def _check_cross_fields(values: dict[str, dict[str, Any]], where: str) -> None:
         (values["classifier"]["image_size"] >= 32, "classifier.image_size must be >= 32"),
         (0.0 < values["classifier"]["ship_fraction"] < 1.0, "classifier.ship_fraction must be in (0, 1)"),
         (0.0 <= values["classifier"]["threshold"] <= 1.0, "classifier.threshold must be in [0, 1]"),
+        (0.0 < values["data"]["empty_prior"] < 1.0, "data.empty_prior must be in (0, 1) (Kaggle's: 0.779)"),
+        (values["cv"]["folds"] >= 2, "cv.folds must be >= 2"),
+        (-1 <= values["cv"]["fold"] < values["cv"]["folds"], "cv.fold must be -1 (not a fold) or in [0, cv.folds)"),
     ]
     for ok, message in checks:
         if not ok:

@@ -81,6 +81,10 @@ SCHEMA: dict[str, Section] = {s.name: s for s in [
         Key("synthetic_overlap_fraction", float, 0.0, "Fraction of synthetic images cut as overlapping crops of "
             "larger scenes, like the real data (to try split = \"groups\")."),
         Key("cache_dir", str, "~/.cache/shiptoolkit", "Where synthetic datasets are generated and reused."),
+        Key("empty_prior", float, 0.779, "The fraction of images without ships the scores are weighed to (Kaggle: 0.779). "
+            "Every evaluation also reports f2_prior_weighted = empty_prior x (1 - FP rate on empty images) + "
+            "(1 - empty_prior) x (mean f2 on ship images): the f2 at that fraction, whatever the images' own "
+            "(its all-empty baseline is empty_prior); tune.objective = \"f2_prior_weighted\" tunes for it."),
     )),
     Section("sampler", "Which (image, mask) pairs training sees. `name` plus the sampler's parameters.",
             component="sampler", default_component="mixed"),
@@ -125,6 +129,9 @@ SCHEMA: dict[str, Section] = {s.name: s for s in [
             "\"multi_worker\" (several machines: `--workers`/`--worker-index` or TF_CONFIG; see \"Training on several "
             "machines\").", ("default", "mirrored", "multi_worker")),
         Key("workers", int, 2, "Parallel data-loading workers."),
+        Key("init_from", str, "", "Start the segmenter from other weights: a run directory (its best.keras) or a "
+            ".keras file; layers are matched by name and shape, and what was loaded and what was not is printed "
+            "(fine-tuning, e.g. from a synthetic pretraining run). \"\" = from scratch (or the encoder_weights)."),
         Key("seam_channel", bool, False, "Train a second output channel on the seams between touching ships "
             "(the backbone gets classes = 2); `predict.split = \"watershed\"` then splits along it."),
     )),
@@ -177,6 +184,8 @@ SCHEMA: dict[str, Section] = {s.name: s for s in [
         Key("batch_size", int, 16, "Images per batch."),
         Key("learning_rate", float, 1e-3, "Adam learning rate."),
         Key("threshold", float, 0.5, "Images with a lower ship probability are predicted empty (when not tuned)."),
+        Key("init_from", str, "", "Start the classifier from other weights: a run directory (its classifier.keras) "
+            "or a .keras file, matched by layer name and shape like train.init_from. \"\" = from scratch."),
         Key("tune_threshold", bool, True, "Choose the threshold with the segmenter's threshold and min_area, jointly, "
             "for f2 on the validation images (see [tune])."),
     ), component="classifier", default_component=""),
@@ -191,8 +200,19 @@ SCHEMA: dict[str, Section] = {s.name: s for s in [
             "windows in the scan and predict by windows if they score higher on validation (whole images win ties: "
             "they are ~1.75x faster). The choice is saved as postprocess.json's whole_image."),
         Key("max_images", int, 0, "Validation images to tune on (0 = all)."),
+        Key("objective", str, "f2", "What the scan maximises on the validation images: \"f2\" (their mean f2) or "
+            "\"f2_prior_weighted\" (empty and ship images weighed to data.empty_prior, as on Kaggle's test set: "
+            "for data whose share of ship images differs, e.g. a ship-rich sample).", ("f2", "f2_prior_weighted")),
         Key("gate_floor", float, 0.1, "Classifier thresholds below this are not tried, and images under it are not "
             "segmented while tuning (they would be rejected at any threshold tried)."),
+    )),
+    Section("cv", "k-fold cross-validation (`shiptoolkit cv`): each fold's images are its run's test set, "
+            "validation is carved from the rest.", (
+        Key("folds", int, 5, "Number of folds (k >= 2)."),
+        Key("seed", int, 0, "Seed of the fold assignment (a hash of each ImageId with it; stratified by ships, whole "
+            "groups of overlapping images kept together with data.split = \"groups\"). Independent of run.seed."),
+        Key("fold", int, -1, "The fold whose images are this run's test set (set by `shiptoolkit cv` for each fold's "
+            "run); -1 = not a cross-validation run."),
     )),
     Section("plugins", "Local plugins to load before building components.", (
         Key("modules", list[str], [], "Each a `file.py` path (relative to the config file), `package.module` or `package.module:attr`."),

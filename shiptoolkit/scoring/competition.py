@@ -78,6 +78,32 @@ def image_f2_from_labels(true_labels: np.ndarray, pred_labels: np.ndarray) -> fl
     return f2_from_iou(iou_matrix_from_labels(true_labels, pred_labels))[0]
 
 
+KAGGLE_EMPTY_PRIOR = 0.779  # the fraction of Kaggle's images without a ship (train_v2; the test set is alike)
+
+
+def prior_weighted_f2(fp_rate_empty: float, f2_ship_images: float, empty_prior: float = KAGGLE_EMPTY_PRIOR) -> float:
+    """The f2 of images with `empty_prior` of them empty: an empty image scores 1 exactly when nothing is
+    predicted on it, so its mean is 1 - the FP rate on empty images; ship images keep their mean f2.
+
+    Why: a sample whose share of ship images differs from Kaggle's (e.g. a ship-rich one) has a plain
+    f2 and an all-empty baseline that say little about the competition; weighed to the prior, the
+    all-empty baseline is `empty_prior` whatever the sample.
+    """
+    if np.isnan(fp_rate_empty) or np.isnan(f2_ship_images):
+        return float("nan")
+    return float(empty_prior * (1.0 - fp_rate_empty) + (1.0 - empty_prior) * f2_ship_images)
+
+
+def image_weights(empty: np.ndarray, empty_prior: float) -> np.ndarray:
+    """Per-image weights (summing to 1) that weigh empty and ship images to `empty_prior`; a weighted mean
+    of image f2s with them is `prior_weighted_f2`. Uniform when the images are all empty or all ships."""
+    empty = np.asarray(empty, dtype=bool)
+    n_empty, n_ship = int(empty.sum()), int((~empty).sum())
+    if not n_empty or not n_ship:
+        return np.full(len(empty), 1.0 / max(1, len(empty)))
+    return np.where(empty, empty_prior / n_empty, (1.0 - empty_prior) / n_ship)
+
+
 @dataclass
 class F2Accumulator:
     """Per-image F2 scores and image-level ship/no-ship counts, summarised over images.
@@ -87,6 +113,7 @@ class F2Accumulator:
     """
 
     rows: list[dict] = field(default_factory=list)
+    empty_prior: float = KAGGLE_EMPTY_PRIOR
 
     def add(self, image_id: str, iou: np.ndarray) -> float:
         score, (tp, fp, fn) = f2_from_iou(iou)
@@ -105,6 +132,8 @@ class F2Accumulator:
         fp_img = int((~has_true & has_pred).sum())
         fn_img = int((has_true & ~has_pred).sum())
         empty = int((~has_true).sum())
+        fp_rate = fp_img / empty if empty else float("nan")
+        f2_ship = float(f2[has_true].mean()) if has_true.any() else float("nan")
         return {
             "f2": float(f2.mean()),
             "f2_all_empty_baseline": float(empty / len(f2)),
@@ -114,5 +143,9 @@ class F2Accumulator:
             "pred_ships": int(sum(r["pred_ships"] for r in self.rows)),
             "image_precision": tp_img / (tp_img + fp_img) if tp_img + fp_img else float("nan"),
             "image_recall": tp_img / (tp_img + fn_img) if tp_img + fn_img else float("nan"),
-            "false_positive_rate_empty": fp_img / empty if empty else float("nan"),
+            "false_positive_rate_empty": fp_rate,
+            "f2_ship_images": f2_ship,
+            # what the f2 would be with empty_prior of the images empty (its all-empty baseline: empty_prior)
+            "f2_prior_weighted": prior_weighted_f2(fp_rate, f2_ship, self.empty_prior),
+            "empty_prior": self.empty_prior,
         }

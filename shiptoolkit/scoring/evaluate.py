@@ -36,7 +36,7 @@ from shiptoolkit.inference.submission import SubmissionWriter
 from shiptoolkit.plots import plot_overlays
 from shiptoolkit.plugins import get_registry
 from shiptoolkit.rundir import RunDir
-from shiptoolkit.scoring.competition import F2Accumulator, iou_matrix_from_labels
+from shiptoolkit.scoring.competition import KAGGLE_EMPTY_PRIOR, F2Accumulator, iou_matrix_from_labels
 
 
 @dataclass
@@ -55,9 +55,14 @@ class EvaluateResult:
         m = self.metrics
         verdict = "beats" if m["f2"] > m["f2_all_empty_baseline"] else "does NOT beat"
         lines = [f"f2: {m['f2']:.4f}   all-empty baseline f2: {m['f2_all_empty_baseline']:.4f}   "
-                 f"(the model {verdict} predicting nothing, on {m['images']} {m.get('role', '')} images)",
-                 f"  images: {m.get('source', '')}"]
-        shown = ("f2", "f2_all_empty_baseline", "role", "source")
+                 f"(the model {verdict} predicting nothing, on {m['images']} {m.get('role', '')} images)"]
+        if "f2_prior_weighted" in m and not math.isnan(m["f2_prior_weighted"]):
+            prior = m["empty_prior"]
+            verdict = "beats" if m["f2_prior_weighted"] > prior else "does NOT beat"
+            lines.append(f"f2 prior-weighted: {m['f2_prior_weighted']:.4f}   all-empty baseline: {prior:.4f}   "
+                         f"(at {prior:.1%} empty images, as on Kaggle: the model {verdict} predicting nothing)")
+        lines.append(f"  images: {m.get('source', '')}")
+        shown = ("f2", "f2_all_empty_baseline", "role", "source", "f2_prior_weighted", "empty_prior")
         for key, value in m.items():
             if key not in shown and isinstance(value, float):
                 lines.append(f"  {key:<28} {'n/a' if math.isnan(value) else f'{value:.4f}'}")
@@ -102,7 +107,8 @@ class Evaluation:
 
     def __init__(self, settings: PredictSettings, evaluators: dict[str, Any], *, grid: list[tuple[float, int]] = (),
                  defaults: PredictSettings | None = None, gate: Gate | None = None, default_gate: float | None = None,
-                 without_gate: bool = False, role: str = "given", source: str = "", tuned: dict | None = None) -> None:
+                 without_gate: bool = False, role: str = "given", source: str = "", tuned: dict | None = None,
+                 empty_prior: float = KAGGLE_EMPTY_PRIOR) -> None:
         self.settings, self.defaults, self.gate, self.without_gate = settings, defaults, gate, without_gate
         # The gate threshold that goes with the config's own settings (the gate's own when not said).
         self.default_gate = None if gate is None or defaults is None else \
@@ -111,6 +117,8 @@ class Evaluation:
         self.rows: list[dict] = []
         self._evaluators = dict(evaluators)
         self._f2 = self._evaluators.get("f2") or get_registry("metric").create("f2").evaluator()
+        if isinstance(getattr(self._f2, "accumulator", None), F2Accumulator):
+            self._f2.accumulator.empty_prior = empty_prior  # f2_prior_weighted weighs to data.empty_prior
         self._scans = {(float(t), int(a)): F2Accumulator() for t, a in grid} if len(grid) > 1 else {}
         self._ablations = {"f2_with_defaults": F2Accumulator()} if defaults is not None else {}
         if gate is not None and without_gate:
@@ -132,7 +140,7 @@ class Evaluation:
         default_gate = config.settings.classifier.threshold if gate is not None and defaults is not None else None
         return cls(settings, metric_evaluators(config) if evaluators is None else evaluators, grid=grid,
                    defaults=defaults, gate=gate, default_gate=default_gate, without_gate=e.without_gate,
-                   role=role, source=source, tuned=tuned)
+                   role=role, source=source, tuned=tuned, empty_prior=config.settings.data.empty_prior)
 
     @property
     def screening(self) -> Gate | None:
@@ -195,8 +203,6 @@ class Evaluation:
         """The metrics (f2 beside the all-empty baseline, the ablations, the gate's report, the other
         evaluators'), the per-image rows, the scan and its best combination (an oracle choice)."""
         metrics = {"role": self.role, "source": self.source, **self._f2.result()}
-        ship_rows = [r["f2"] for r in self.rows if not r["empty"]]
-        metrics["f2_ship_images"] = float(np.mean(ship_rows)) if ship_rows else float("nan")
         metrics.update({name: accumulator.summary()["f2"] for name, accumulator in self._ablations.items()})
         if self.gate is not None:
             probabilities = np.array([r["ship_probability"] for r in self.rows])

@@ -17,7 +17,7 @@ import numpy as np
 from shiptoolkit.data.rle import SHAPE, parse_many, runs_to_pixels
 from shiptoolkit.data.tables import read_csv_columns
 from shiptoolkit.errors import DataError
-from shiptoolkit.scoring.competition import F2Accumulator, iou_matrix
+from shiptoolkit.scoring.competition import KAGGLE_EMPTY_PRIOR, F2Accumulator, iou_matrix
 
 
 @dataclass
@@ -68,7 +68,7 @@ def _read(source, which: str):
 
 
 def score_submission(submission: str | Path | Any, truth: str | Path | Any, lenient: bool = False,
-                     shape: tuple[int, int] = SHAPE) -> ScoreResult:
+                     shape: tuple[int, int] = SHAPE, empty_prior: float = KAGGLE_EMPTY_PRIOR) -> ScoreResult:
     """Score `submission` against `truth` (paths or DataFrames); the mean over TRUTH's images.
 
     Args:
@@ -78,6 +78,7 @@ def score_submission(submission: str | Path | Any, truth: str | Path | Any, leni
             submission score as empty predictions, extra images are ignored, overlapping pixels
             stay with the first ship that claims them, duplicate rows count once.
         shape: image (height, width).
+        empty_prior: the fraction of empty images `f2_prior_weighted` is weighed to (Kaggle's by default).
 
     Raises:
         DataError: (unless lenient) missing or extra images, malformed RLE, overlapping ships
@@ -100,7 +101,7 @@ def score_submission(submission: str | Path | Any, truth: str | Path | Any, leni
                         + (" (ignored)." if lenient else "."))
     truth_ships = _Ships(true, "truth", shape)
     sub_ships = _Ships(sub, "submission", shape)
-    accumulator = F2Accumulator()
+    accumulator = F2Accumulator(empty_prior=empty_prior)
     overlapping = []
     for image_id in truth_ships.by_image:
         pred = sub_ships.by_image.get(image_id, [])

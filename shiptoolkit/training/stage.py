@@ -393,7 +393,8 @@ def _tune(config: Config, run: RunDir, model_path: Path, val_index, gate: Gate |
     images = stratified_subset(val_index, s.tune.max_images, s.run.seed)
     info = tune_postprocess(load_model(model_path), images, PredictSettings.from_config(config),
                             s.tune.thresholds, s.tune.min_areas, gate, s.classifier.tune_threshold,
-                            s.tune.gate_floor, progress, s.data.on_error, s.tune.split_depths, s.tune.windows)
+                            s.tune.gate_floor, progress, s.data.on_error, s.tune.split_depths, s.tune.windows,
+                            s.data.empty_prior if s.tune.objective == "f2_prior_weighted" else None)
     if progress:
         print(describe_tuned(info))
     return run.save_tuned(info)

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from shiptoolkit.inference.prediction import Prediction, PredictSettings, index_items, predict_items, whole_image_model
-from shiptoolkit.scoring.competition import f2_from_iou, iou_matrix_from_labels
+from shiptoolkit.scoring.competition import f2_from_iou, image_weights, iou_matrix_from_labels
 
 if TYPE_CHECKING:
     from shiptoolkit.inference.gate import Gate
@@ -51,7 +51,7 @@ def gate_candidates(ship_p: np.ndarray, floor: float, extra: Sequence[float] = (
 
 
 def scan_scores(f2: np.ndarray, empty: np.ndarray, ship_p: np.ndarray | None,
-                gates: np.ndarray | None) -> np.ndarray:
+                gates: np.ndarray | None, weights: np.ndarray | None = None) -> np.ndarray:
     """Mean f2 (G, T, A) over images for every gate x threshold x min_area (G = 1 without a gate).
 
     Args:
@@ -59,14 +59,16 @@ def scan_scores(f2: np.ndarray, empty: np.ndarray, ship_p: np.ndarray | None,
         empty: (N,) bool, the image has no ship (what a rejected image scores).
         ship_p: (N,) the classifier's ship probabilities, or None without a gate.
         gates: (G,) gate thresholds to try.
+        weights: (N,) image weights summing to 1 (`competition.image_weights`, for the prior-weighted
+            f2), or None for the plain mean.
     """
+    w = np.full(len(empty), 1.0 / len(empty)) if weights is None else np.asarray(weights, dtype=np.float64)
     if ship_p is None:
-        return f2.mean(axis=0)[None]
-    passed = (ship_p[None, :] >= gates[:, None]).astype(np.float64)  # (G, N)
-    n = len(empty)
+        return np.tensordot(w, f2, axes=(0, 0))[None]
+    passed = (ship_p[None, :] >= gates[:, None]).astype(np.float64) * w[None, :]  # (G, N), weighted
     segmented = np.tensordot(passed, f2, axes=(1, 0))  # (G, T, A)
-    rejected = ((1.0 - passed) @ empty.astype(np.float64))[:, None, None]
-    return (segmented + rejected) / n
+    rejected = ((w[None, :] - passed) @ empty.astype(np.float64))[:, None, None]
+    return segmented + rejected
 
 
 def choose(scores: np.ndarray, thresholds: Sequence[float], min_areas: Sequence[int],
@@ -213,10 +215,12 @@ def _postprocess_info(grid: _ScanGrid, scores: np.ndarray, gates: np.ndarray | N
 def tune_postprocess(model: Any, index, settings: PredictSettings, thresholds: Sequence[float],
                      min_areas: Sequence[int], gate: Gate | None = None, tune_gate: bool = True,
                      gate_floor: float = 0.02, progress: bool = True, on_error: str = "raise",
-                     split_depths: Sequence[float] = (), try_windows: bool = False) -> dict:
+                     split_depths: Sequence[float] = (), try_windows: bool = False,
+                     empty_prior: float | None = None) -> dict:
     """Choose threshold, min_area, (with `predict.split = "watershed"`) the split depth, (with
     `try_windows`) whole images or sliding windows, and (with a gate) its threshold for f2 on
-    `index` (validation only), in one joint scan.
+    `index` (validation only), in one joint scan. With `empty_prior`, the scan maximises the
+    prior-weighted f2 instead (empty and ship images weighed to that fraction of empty images).
 
     Returns the content of postprocess.json: the choice, f2 with it and with the defaults
     (`settings` and the gate's own threshold), the all-empty baseline, what it was tuned on, and
@@ -233,8 +237,14 @@ def tune_postprocess(model: Any, index, settings: PredictSettings, thresholds: S
     gates = (gate_candidates(probs, floor, [default_gate]) if tune_gate else np.array([default_gate])) \
         if gate is not None else None
     empty = np.array(image_scores.empty)
-    scores = scan_scores(np.stack(image_scores.f2), empty, probs, gates)
-    return _postprocess_info(grid, scores, gates, empty, image_scores.ids, settings, default_gate)
+    weights = image_weights(empty, empty_prior) if empty_prior is not None else None
+    scores = scan_scores(np.stack(image_scores.f2), empty, probs, gates, weights)
+    info = _postprocess_info(grid, scores, gates, empty, image_scores.ids, settings, default_gate)
+    info["objective"] = "f2" if empty_prior is None else "f2_prior_weighted"
+    if empty_prior is not None:  # the f2 figures above are weighed to the prior: so is their baseline
+        info.update(empty_prior=empty_prior, f2_all_empty_baseline=empty_prior if 0 < empty.sum() < len(empty)
+                    else float(empty.mean()))
+    return info
 
 
 def describe_tuned(info: dict) -> str:
@@ -246,5 +256,6 @@ def describe_tuned(info: dict) -> str:
     mode = "" if "whole_image" not in info else ", whole images" if info["whole_image"] \
         else ", sliding windows (higher than whole images there)"
     return (f"tuned on {on['images']} validation images ({on['empty_images']} empty): threshold {info['threshold']}, "
-            f"min_area {info['min_area']}{depth}{mode}{gate}: validation f2 {info['f2']:.4f} "
+            f"min_area {info['min_area']}{depth}{mode}{gate}: "
+            f"validation {info.get('objective', 'f2')} {info['f2']:.4f} "
             f"(defaults {info['f2_with_defaults']:.4f}, all-empty baseline {info['f2_all_empty_baseline']:.4f})")

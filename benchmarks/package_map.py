@@ -23,6 +23,8 @@ LAYER_ORDER: tuple[str, ...] = (
     "errors", "rundir", "plots", "moved",  # base modules: exceptions, run-directory files, PNGs, old paths
     "plugins", "config", "data", "samplers", "models", "inference", "scoring", "training",
     "runner",  # one run: the stages in order
+    "ensembles",  # several runs' models averaged: predict and evaluate with them
+    "cv",  # k-fold cross-validation: one run per fold
     "cli", "__main__",
 )
 RANK = {name: i for i, name in enumerate(LAYER_ORDER)}
@@ -32,7 +34,7 @@ RANK = {name: i for i, name in enumerate(LAYER_ORDER)}
 LAZY = {f"shiptoolkit.{m}" for m in (
     "models.encoders", "models.resnet_unet", "models.unet", "models.classifiers", "models.keras_metrics",
     "models.losses", "training.callbacks", "training.gate", "training.multi_worker", "training.pipeline",
-    "training.stage", "runner")}
+    "training.stage", "runner", "cv")}
 
 
 def module_name(path: Path, package_dir: Path = PACKAGE) -> str:

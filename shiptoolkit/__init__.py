@@ -7,7 +7,7 @@ still imports, and the first stage that needs TensorFlow says which extra to ins
 The folders are the layers, lowest first; a module imports only from its own folder or from
 folders below it (`tests/test_structure.py` holds the code to this):
 `errors`, `rundir`, `plots` (base modules) < `plugins` < `config` < `data` < `samplers` <
-`models` < `inference` < `scoring` < `training` < `runner` < `cli`.
+`models` < `inference` < `scoring` < `training` < `runner` < `ensembles` < `cv` < `cli`.
 
 Example:
     >>> import shiptoolkit
@@ -65,9 +65,12 @@ def require_tensorflow() -> None:
 __all__ = [
     "Config",
     "evaluate",
+    "evaluate_ensemble",
     "open_dataset",
     "predict",
+    "predict_ensemble",
     "run",
+    "cross_validate",
     "score_submission",
     "train",
     "load_model",
@@ -109,6 +112,9 @@ _LAZY = {
     "predict": ("shiptoolkit.inference.stage", "predict_stage"),
     "evaluate": ("shiptoolkit.scoring.evaluate", "evaluate"),
     "run": ("shiptoolkit.runner", "run"),
+    "predict_ensemble": ("shiptoolkit.ensembles", "predict_ensemble"),
+    "evaluate_ensemble": ("shiptoolkit.ensembles", "evaluate_ensemble"),
+    "cross_validate": ("shiptoolkit.cv", "cross_validate"),
     "open_dataset": ("shiptoolkit.data.source", "open_dataset"),
     "score_submission": ("shiptoolkit.scoring.submission", "score_submission"),
     "load_model": ("shiptoolkit.models.saving", "load_model"),

@@ -83,3 +83,24 @@ def plot_overlays(rows: list[dict], out_png: str | Path, title: str = "") -> Pat
     fig.savefig(out_png, dpi=90)
     plt.close(fig)
     return Path(out_png)
+
+
+def plot_cv_folds(folds: list[dict], empty_prior: float, out_png: str | Path) -> Path:
+    """Each cross-validation fold's f2 beside its all-empty baseline, and its prior-weighted f2 beside the prior."""
+    plt = _pyplot()
+    x = np.arange(len(folds))
+    fig, ax = plt.subplots(figsize=(max(4.5, 1.1 * len(folds) + 2) + 2.6, 3.4))
+    ax.bar(x - 0.3, [f["f2"] for f in folds], 0.2, label="f2 (the fold's images)")
+    ax.bar(x - 0.1, [f["baseline"] for f in folds], 0.2, color="lightgrey", label="its all-empty baseline")
+    ax.bar(x + 0.1, [f["f2_prior_weighted"] for f in folds], 0.2, label=f"prior-weighted f2 ({empty_prior:.1%} empty)")
+    ax.axhline(empty_prior, ls="--", color="grey", label="prior-weighted baseline")
+    ax.bar(x + 0.3, [f["fp_rate_empty"] for f in folds], 0.2, color="tab:red", label="FP rate, empty")
+    ax.set_xticks(x, [f"fold {f['fold']}" for f in folds])
+    ax.set_ylim(0, 1)
+    ax.set_title("cross-validation: each fold's test images")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=110)
+    plt.close(fig)
+    return Path(out_png)

@@ -103,7 +103,9 @@ class RunDir:
              "classifier_history": "classifier_history.csv", "classifier_history_plot": "classifier_history.png",
              "gate": "gate.json", "postprocess": "postprocess.json", "timings": "timings.json",
              "metrics": "metrics.json", "examples": "examples.png", "skipped": "skipped.csv",
-             "tensorboard": "tensorboard"}
+             "tensorboard": "tensorboard",
+             # a cross-validation folder (`shiptoolkit cv`): its fold runs are subfolders
+             "cv_config": "cv_config.toml", "cv": "cv.json", "oof": "oof.csv", "cv_plot": "cv.png"}
 
     active: RunDir | None = None  # the run a `guard()` block is working on in this process
 

@@ -17,6 +17,7 @@ from shiptoolkit.config import Config, load_plugins_of, prepare_config  # noqa: 
 from shiptoolkit.data.source import DataSplits, data_splits
 from shiptoolkit.errors import ConfigError
 from shiptoolkit.inference.stage import predict_stage
+from shiptoolkit.models.init_weights import check_init_from
 from shiptoolkit.plugins import get_registry
 from shiptoolkit.rundir import RunDir
 from shiptoolkit.scoring.evaluate import evaluate
@@ -60,6 +61,8 @@ class RunResult:
     def summary(self) -> str:
         lines = [f"run directory: {self.run_dir}"]
         lines += [f"  {label}: {path}" for label, path in self.files.items()]
+        if self.train is not None:
+            lines += self.train.init_from  # what train.init_from / classifier.init_from loaded
         if self.skipped:
             kinds = Counter(p.kind for p in self.skipped)
             lines.append(f"skipped {len(self.skipped)} image(s) ({', '.join(f'{n} {k}' for k, n in kinds.items())}), "
@@ -94,6 +97,8 @@ def run(config: Config | str | Path, stages: Sequence[str] | None = None, model:
         raise ConfigError(f"Stages {stages} need a trained model: add 'train' or pass a model "
                           "(`shiptoolkit run CONFIG --model path/to/best.keras`).")
     ordered = [s for s in STAGES if s in stages]
+    if "train" in ordered:
+        check_init_from(config)  # a wrong init_from path fails before the run directory and the data
     worker = this_worker() if config.settings.train.strategy == "multi_worker" else Worker()
     if not worker.is_chief:
         return _train_beside_the_chief(config, ordered, worker, progress)

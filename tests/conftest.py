@@ -118,3 +118,30 @@ batch_size = 8
         return path
 
     return write
+
+
+REAL_DATA_ENV = "SHIPTOOLKIT_REAL_DATA"
+
+
+@pytest.fixture(scope="session")
+def real_data():
+    """The real Airbus subset (`train_v2/`, `train_ship_segmentations_v2.csv`, `test_v2/`) as a Path; never copied.
+
+    Expected at `<repo root>/../shared/data/airbus-real` (its SOURCE.md tells where the files come from); the
+    environment variable SHIPTOOLKIT_REAL_DATA names another folder. Where the folder or one of its parts is
+    missing (a user's clone), the tests that use it skip, naming the place looked at; with CI=true (or CI=1)
+    they fail instead: CI always has the folder, so its absence there is a broken set-up, not a reason to skip.
+    """
+    from pathlib import Path
+
+    default = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "airbus-real"
+    root = Path(os.environ.get(REAL_DATA_ENV) or default)
+    parts = ("train_ship_segmentations_v2.csv", "train_v2", "test_v2")
+    missing = [part for part in parts if not (root / part).exists()]
+    if missing:
+        reason = (f"real Airbus data not found: {root} lacks {', '.join(missing)} (expected at <repo root>/../shared/"
+                  f"data/airbus-real, or in the folder {REAL_DATA_ENV} names)")
+        if os.environ.get("CI", "").strip().lower() in ("true", "1"):
+            pytest.fail(f"{reason}; CI=true and CI always has this folder", pytrace=False)
+        pytest.skip(reason)
+    return root

@@ -174,6 +174,7 @@ def cli(plugins: tuple[str, ...]) -> None:
 
 from shiptoolkit.cli import (  # noqa: E402,F401,E501  (commands attach themselves)
     components,
+    cv,
     data,
     evaluate,
     export,

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import time
 import warnings
+from functools import partial
 from pathlib import Path
 
 import click
 
 from shiptoolkit.cli import cli, model_and_config
+from shiptoolkit.cli.members import RUN_HELP, ensemble_members, is_ensemble
 from shiptoolkit.config import Config
 from shiptoolkit.data.airbus import Problem
+from shiptoolkit.ensembles import predict_ensemble
 from shiptoolkit.errors import ConfigError
 from shiptoolkit.inference.exported import MANIFEST, ExportedModel, find_export, load_export
 from shiptoolkit.inference.gate import Gate
@@ -81,8 +84,7 @@ def _echo_skipped(skipped: list[Problem]) -> None:
 @click.argument("config", required=False, type=click.Path(exists=True, dir_okay=False))
 @click.option("--model", type=click.Path(exists=True),
               help="A trained .keras model, or an export written by `shiptoolkit export` (its folder).")
-@click.option("--run", "run_dir", type=click.Path(exists=True, file_okay=False),
-              help="A run directory: uses its best.keras and (without CONFIG) its config.toml.")
+@click.option("--run", "run_dirs", multiple=True, type=click.Path(exists=True, file_okay=False), help=RUN_HELP)
 @click.option("--images", required=True, type=click.Path(exists=True, file_okay=False), help="Folder of images.")
 @click.option("--out", type=click.Path(dir_okay=False),
               help="Submission CSV to write (an existing one only with --overwrite). Default: submission.csv, "
@@ -96,7 +98,7 @@ def _echo_skipped(skipped: list[Problem]) -> None:
               help="Predict only part I of N disjoint parts (numbered from 1; by a hash of the ImageId, the "
                    "same on every machine); merge the parts with `shiptoolkit submission merge`.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def predict(config: str | None, model: str | None, run_dir: str | None, images: str, out: str | None,
+def predict(config: str | None, model: str | None, run_dirs: tuple[str, ...], images: str, out: str | None,
             overwrite: bool, trust_run_plugins: bool, overrides: tuple[str, ...], shard: Shard | None,
             quiet: bool) -> None:
     """Predict every image of a folder and write a Kaggle submission (one row per ship).
@@ -116,19 +118,34 @@ def predict(config: str | None, model: str | None, run_dir: str | None, images: 
     writes a shard description beside the CSV (part.csv -> part.shard.json); `shiptoolkit
     submission merge` checks the parts and joins them into one submission.
 
+    Several --run (or a folder of runs) predict with their ensemble: the segmenters' (and gates')
+    probabilities averaged, the post-processing re-tuned on the members' own validation images
+    (never on the images predicted); one line says the members and the post-processing used.
+
     Examples:
 
         shiptoolkit predict --run runs/quickstart-20260101-120000 --images test_v2 --out submission.csv
 
         shiptoolkit predict --run runs/quickstart-20260101-120000 --images test_v2 --shard 2/3
+
+        shiptoolkit predict --run runs/a-20260101-120000 --run runs/b-20260102-090000 --images test_v2
     """
     if out is None:
         out = _default_out(shard)
-    model_or_path, resolved, gate = _model_config_and_gate(config, model, run_dir, overrides, trust_run_plugins)
+    if is_ensemble(run_dirs):
+        if model:
+            raise click.UsageError("Give --model MODEL or --run RUN_DIR (repeatable), not both.")
+        members, resolved = ensemble_members(run_dirs, config, overrides, trust_run_plugins)
+        run = partial(predict_ensemble, members, images, out, resolved, progress=not quiet, overwrite=overwrite,
+                      shard=shard, say=click.echo)
+    else:
+        model_or_path, resolved, gate = _model_config_and_gate(config, model, run_dirs[0] if run_dirs else None,
+                                                               overrides, trust_run_plugins)
+        run = partial(predict_stage, resolved, model_or_path, ".", progress=not quiet, images=images, out=out,
+                      overwrite=overwrite, gate=gate, shard=shard)
     start = time.perf_counter()
     with warnings.catch_warnings():  # the skipped images are listed below, each with its reason
         warnings.filterwarnings("ignore", message=".* predicted as empty", category=UserWarning)
-        result = predict_stage(resolved, model_or_path, ".", progress=not quiet, images=images, out=out,
-                               overwrite=overwrite, gate=gate, shard=shard)
+        result = run()
     _echo_summary(result, time.perf_counter() - start, shard)
     _echo_skipped(result.skipped)

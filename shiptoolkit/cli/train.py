@@ -49,6 +49,8 @@ def train(config: str | None, overrides: tuple[str, ...], resume: str | None, qu
         return
     click.echo(f"run directory: {result.run_dir}")
     click.echo(f"  best model:   {result.best_model_path}")
+    for loaded in result.init_from:  # what train.init_from / classifier.init_from loaded
+        click.echo(f"  {loaded}")
     run = RunDir(result.run_dir)
     click.echo(f"  history:      {run.history} (plot: {run.history_plot.name})")
     skipped = run.skipped

@@ -12,6 +12,7 @@ import numpy as np
 
 from shiptoolkit.config import Config
 from shiptoolkit.data.airbus import IMAGES_DIR, AirbusIndex
+from shiptoolkit.data.folds import split_fold
 from shiptoolkit.data.groups import find_groups, read_groups_csv, split_by_group
 from shiptoolkit.data.split import split_by_image
 from shiptoolkit.data.synth import MARKER, generate_dataset
@@ -142,9 +143,10 @@ def stratified_subset(index: AirbusIndex, n: int, seed: int) -> AirbusIndex:
 def data_splits(config: Config, progress: bool = True) -> DataSplits:
     """Train, validation and test of the config's data.
 
-    The test set comes first, from data.test_path (a labelled folder), data.test_fraction (held
-    out of the data by a fixed seed, by group with split = "groups") or, for synthetic data, an
-    independent synthetic dataset; validation is then split from the rest with run.seed.
+    The test set comes first, from cv.fold (a cross-validation fold of the data, `data.folds`),
+    data.test_path (a labelled folder), data.test_fraction (held out of the data by a fixed seed,
+    by group with split = "groups") or, for synthetic data, an independent synthetic dataset;
+    validation is then split from the rest with run.seed.
     """
     d, seed = config.settings.data, config.settings.run.seed
     index = open_dataset(config, progress)
@@ -155,6 +157,13 @@ def data_splits(config: Config, progress: bool = True) -> DataSplits:
                         "layout, or use data.path = \"synthetic\".")
     test, test_source = None, ""
     groups = _groups(config, index, progress) if d.split == "groups" else None
+    cv = config.settings.cv
+    if cv.fold >= 0:
+        if d.test_fraction or d.test_path:
+            raise ConfigError(f"cv.fold={cv.fold}: a cross-validation fold is its run's test set; set "
+                              "data.test_fraction = 0 and data.test_path = \"\" (one test set).")
+        index, test = split_fold(index, cv.fold, cv.folds, cv.seed, groups)
+        test_source = f"cross-validation fold {cv.fold} of {cv.folds} (cv.seed={cv.seed}) of {d.path}"
     if d.test_fraction:
         index, test = _split(index, groups, d.test_fraction, TEST_SPLIT_SEED)
         test_source = f"data.test_fraction={d.test_fraction} of {d.path}"
@@ -163,7 +172,7 @@ def data_splits(config: Config, progress: bool = True) -> DataSplits:
             raise ConfigError("Set data.test_path or data.test_fraction, not both: one test set.")
         test = _open(config, Path(d.test_path).expanduser())
         test_source = f"data.test_path={d.test_path}"
-    elif test is None and d.path == "synthetic" and d.synthetic_test_images:
+    elif test is None and d.path == "synthetic" and d.synthetic_test_images and cv.fold < 0:
         test = AirbusIndex.from_kaggle(ensure_synthetic(config, progress, test=True), shape=_shape(config))
         test_source = (f"independent synthetic set ({d.synthetic_test_images} images, seed "
                        f"{d.synthetic_seed + TEST_SEED_OFFSET})")

@@ -5,5 +5,6 @@ probabilities into non-overlapping ship instances; `gate` applies the ship/no-sh
 before the segmenter; `replicas` spreads forward passes over a machine's devices; `stage`
 is the predict stage that writes a run's `submission.csv`; `submission` writes Kaggle CSVs;
 `sharding` and `merging` split a prediction over machines and join the parts; `export` writes
-SavedModel, ONNX or TFLite files with their post-processing, and `exported` reads them back.
+SavedModel, ONNX or TFLite files with their post-processing, and `exported` reads them back;
+`ensemble` averages several runs' segmenters (and gates) into one model.
 """

@@ -75,7 +75,7 @@ def role_index(config: Config, role: str, splits: DataSplits | None, progress: b
 def predict_stage(config: Config, model, run_dir: str | Path, progress: bool = True,
                   images: str | None = None, out: str | Path | None = None, gate: Gate | None = None,
                   splits: DataSplits | None = None, overwrite: bool = False,
-                  shard: Shard | str | None = None) -> PredictResult:
+                  shard: Shard | str | None = None, tuned: dict | None = None) -> PredictResult:
     """Predict predict.images ("test", "validation" or a folder) and write the submission into the run dir.
 
     Uses the post-processing tuned on validation (postprocess.json beside the model) unless an
@@ -87,6 +87,9 @@ def predict_stage(config: Config, model, run_dir: str | Path, progress: bool = T
     With `shard` ("I/N" or a `Shard`), only the images of shard I of N are predicted (chosen by a
     hash of the ImageId among the predict.max_images first), and a shard description is written
     beside the submission for `shiptoolkit.inference.merging.merge_submissions`.
+
+    `tuned` (postprocess.json's content) replaces the one beside the model: an ensemble's
+    (`shiptoolkit.ensembles`) is re-tuned for it, since a model object carries none.
     """
     shard = parse_shard(shard) if shard is not None else None
     p, data = config.settings.predict, config.settings.data
@@ -101,7 +104,7 @@ def predict_stage(config: Config, model, run_dir: str | Path, progress: bool = T
         items = shard.select(items)
     path = Path(out) if out else RunDir(run_dir).submission(p.out)
     SubmissionWriter(path, overwrite)  # refuses an existing file before the model is even loaded
-    settings = PredictSettings.from_config(config, tuned_beside(model))
+    settings = PredictSettings.from_config(config, tuned if tuned is not None else tuned_beside(model))
     gate = gate_for(config, model, gate)
     skipped: list = []
     model = checked_model(model, config)

@@ -14,6 +14,7 @@ from typing import Any
 import keras
 
 from shiptoolkit.config import Config
+from shiptoolkit.models.init_weights import InitReport, init_model_from
 from shiptoolkit.plots import plot_history
 from shiptoolkit.plugins.contracts import build_callbacks, build_component
 from shiptoolkit.rundir import RunDir
@@ -25,9 +26,13 @@ from shiptoolkit.training.pipeline import ShipLabelBatches
 
 
 def train_classifier(config: Config, run_dir: str | Path, train_index, val_index, progress: bool = True,
-                     distribution=None) -> Path:
+                     distribution=None) -> tuple[Path, InitReport | None]:
     """Train [classifier] on whole images resized to classifier.image_size, balanced by ship_fraction;
-    under `distribution` (a `tf.distribute` strategy, e.g. several workers) when given."""
+    under `distribution` (a `tf.distribute` strategy, e.g. several workers) when given.
+
+    Returns classifier.keras and the report of classifier.init_from (None when it is ""): the
+    weights it names are copied in after the model is built (outside the strategy's scope, so the
+    source model's variables are plain ones), matched by layer name and shape."""
     s = config.settings
     c, seed, run = s.classifier, s.run.seed, RunDir(run_dir)
     sampler = FullImageSampler(train_index, c.image_size, 1.0 - c.ship_fraction, seed=seed + 3, cache_images=1024)
@@ -44,6 +49,7 @@ def train_classifier(config: Config, run_dir: str | Path, train_index, val_index
         model.compile(optimizer=keras.optimizers.Adam(c.learning_rate), loss="binary_crossentropy",
                       metrics=[keras.metrics.BinaryAccuracy(name="accuracy"), keras.metrics.Precision(name="precision"),
                                keras.metrics.Recall(name="recall")])
+    report = init_model_from(model, c.init_from, "classifier.init_from", progress)
     monitor = "val_loss" if val_batches is not None else "loss"
     best = keras.callbacks.ModelCheckpoint(run.classifier, monitor=monitor, save_best_only=True)
     callbacks = [AverageAcrossWorkers(distribution)] if is_multi_worker(distribution) else []
@@ -52,7 +58,7 @@ def train_classifier(config: Config, run_dir: str | Path, train_index, val_index
     model.fit(train_batches, validation_data=val_batches, epochs=c.epochs, callbacks=callbacks,
               verbose=1 if progress else 0)
     plot_history(run.classifier_history, run.classifier_history_plot)
-    return run.classifier
+    return run.classifier, report
 
 
 def train_gate(config: Config, run_dir: str | Path, train_index, val_index, progress: bool = True,
@@ -67,8 +73,10 @@ def train_gate(config: Config, run_dir: str | Path, train_index, val_index, prog
         return None
     if run.gate.is_file() and run.classifier.is_file():
         return run.gate  # a resumed run that already finished its gate
-    train_classifier(config, run.path, train_index, val_index, progress, distribution)
+    _, report = train_classifier(config, run.path, train_index, val_index, progress, distribution)
     info: dict[str, Any] = {"classifier": c.name, "threshold": c.threshold, "image_size": c.image_size,
                             "tuned_in": run.postprocess.name if c.tune_threshold else None}
+    if report is not None:  # what classifier.init_from loaded, for the run's summary
+        info["init_from"] = str(report)
     run.gate.write_text(json.dumps(info, indent=2))
     return run.gate

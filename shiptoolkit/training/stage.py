@@ -23,6 +23,7 @@ from shiptoolkit.data.source import DataSplits, data_splits, stratified_subset
 from shiptoolkit.errors import ConfigError, ShiptoolkitError
 from shiptoolkit.inference.gate import Gate, load_gate
 from shiptoolkit.inference.prediction import PredictSettings
+from shiptoolkit.models.init_weights import check_init_from, init_model_from
 from shiptoolkit.models.saving import load_model
 from shiptoolkit.plots import plot_history
 from shiptoolkit.plugins import get_registry
@@ -67,6 +68,7 @@ class TrainResult:
     gate_path: Path | None = None  # gate.json when the config has a [classifier]
     seconds: dict[str, float] = field(default_factory=dict)  # wall time of each step: classifier, segmenter, tuning
     worker: Worker = field(default_factory=Worker)  # with several workers, only the chief's run_dir is kept
+    init_from: list[str] = field(default_factory=list)  # what classifier.init_from / train.init_from loaded
 
 
 def build_samplers(config: Config, train_index, val_index):
@@ -188,6 +190,8 @@ def train(config: Config, run_dir: str | Path | None = None, resume: str | Path 
     # First: a multi-worker strategy must be created before any other TensorFlow operation.
     distribution = distribution_strategy(_strategy_name(config, resume, overrides))
     worker = this_worker() if multi_worker.is_multi_worker(distribution) else Worker()
+    if resume is None:  # a wrong init_from fails now: before a run directory, the data or the gate
+        check_init_from(config)
     with _worker_run(config, run_dir, resume, overrides, worker) as (config, run, saved):
         config.save(run.config)
         with run.guard(), multi_worker.lost_worker_marks(run):  # train_state.json says how a run ended early
@@ -214,8 +218,9 @@ def _train_steps(config: Config, run: RunDir, saved: dict, splits: DataSplits | 
             _tune(config, run, best, splits.validation, gate, progress)
         run.write_skipped(skipped_problems(splits, skipped))
     clock.lap("tuning")
+    loaded = [r for r in (gate.info.get("init_from") if gate else None, state.get("init_from")) if r]
     return TrainResult(run.path, best, run.last, history, state["epochs_completed"] - saved.get("epochs_completed", 0),
-                       config, skipped, gate_path, clock.seconds, worker)
+                       config, skipped, gate_path, clock.seconds, worker, loaded)
 
 
 @contextlib.contextmanager
@@ -342,10 +347,11 @@ def _fit_segmenter(config: Config, run: RunDir, splits: DataSplits, gate: Gate |
     with precision_policy(t.mixed_precision):
         with distribution.scope():  # the model's variables; fit runs on the model's strategy outside it, so that
             # the callbacks' own models (val_f2's whole-image copy) are plain ones
-            if resume and run.last.is_file():
-                model = load_model(run.last, compile=True)
-            else:
-                model = build_model(config, (height, width, 3), total_steps=len(train_batches) * t.epochs)
+            fresh = not (resume and run.last.is_file())  # on resume, last.keras: init_from never overrides it
+            model = (build_model(config, (height, width, 3), total_steps=len(train_batches) * t.epochs) if fresh
+                     else load_model(run.last, compile=True))
+        if fresh and t.init_from:  # outside the scope: the source's variables are plain ones
+            state["init_from"] = str(init_model_from(model, t.init_from, "train.init_from", progress))
         try:
             fit = model.fit(train_batches, validation_data=val_batches, epochs=t.epochs, initial_epoch=initial_epoch,
                             callbacks=_segmenter_callbacks(config, run, monitor, resume, state, extras,

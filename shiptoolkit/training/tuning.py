@@ -148,6 +148,23 @@ class _ImageScores:
     ids: list[str] = dataclasses.field(default_factory=list)
     segmented: list[int] = dataclasses.field(default_factory=list)  # images the screening gate let through
 
+    def extend(self, other: _ImageScores) -> None:
+        """Append another part's images (its `segmented` positions shifted past ours)."""
+        self.segmented += [len(self.ids) + k for k in other.segmented]
+        self.f2 += other.f2
+        self.empty += other.empty
+        self.ship_p += other.ship_p
+        self.ids += other.ids
+
+
+@dataclasses.dataclass(frozen=True)
+class TuningPart:
+    """Validation images and the model (and gate) that predicts them; an ensemble pools one part per member."""
+
+    model: Any
+    index: Any
+    gate: Gate | None = None
+
 
 def _score_first_mode(model: Any, index, items: list, settings: PredictSettings, grid: _ScanGrid,
                       screening: Gate | None, progress: bool, on_error: str) -> _ImageScores:
@@ -226,16 +243,35 @@ def tune_postprocess(model: Any, index, settings: PredictSettings, thresholds: S
     (`settings` and the gate's own threshold), the all-empty baseline, what it was tuned on, and
     the scan (for each mode x split depth x threshold x min_area, its best gate threshold and f2).
     """
-    grid = _scan_grid(model, settings, thresholds, min_areas, split_depths, try_windows)
-    default_gate = gate.threshold if gate is not None else None
-    floor = min(gate_floor, default_gate) if gate is not None and tune_gate else default_gate
-    screening = dataclasses.replace(gate, threshold=floor) if gate is not None else None
-    items = index_items(index)
-    image_scores = _score_first_mode(model, index, items, settings, grid, screening, progress, on_error)
-    _score_other_modes(model, index, items, settings, grid, image_scores, progress, on_error)
-    probs = np.array(image_scores.ship_p) if gate is not None else None
+    return tune_pooled([TuningPart(model, index, gate)], settings, thresholds, min_areas, tune_gate, gate_floor,
+                       progress, on_error, split_depths, try_windows, empty_prior)
+
+
+def tune_pooled(parts: Sequence[TuningPart], settings: PredictSettings, thresholds: Sequence[float],
+                min_areas: Sequence[int], tune_gate: bool = True, gate_floor: float = 0.02, progress: bool = True,
+                on_error: str = "raise", split_depths: Sequence[float] = (), try_windows: bool = False,
+                empty_prior: float | None = None) -> dict:
+    """`tune_postprocess` over several parts: each part's images predicted by its own model (screened by its
+    own gate), their per-image scores pooled into one scan. An ensemble is tuned so, on each member's own
+    validation images (which that member never trained on): out-of-fold predictions, never test images.
+    Parts have a gate each or none; the default gate threshold is the median of theirs.
+    """
+    gated = [part.gate for part in parts if part.gate is not None]
+    if gated and len(gated) != len(parts):
+        raise ValueError("Either every tuning part has a gate or none has.")
+    grid = _scan_grid(parts[0].model, settings, thresholds, min_areas, split_depths, try_windows)
+    default_gate = float(np.median([g.threshold for g in gated])) if gated else None
+    floor = min(gate_floor, default_gate) if gated and tune_gate else default_gate
+    image_scores = _ImageScores()
+    for part in parts:
+        screening = dataclasses.replace(part.gate, threshold=floor) if part.gate is not None else None
+        items = index_items(part.index)
+        scores = _score_first_mode(part.model, part.index, items, settings, grid, screening, progress, on_error)
+        _score_other_modes(part.model, part.index, items, settings, grid, scores, progress, on_error)
+        image_scores.extend(scores)
+    probs = np.array(image_scores.ship_p) if gated else None
     gates = (gate_candidates(probs, floor, [default_gate]) if tune_gate else np.array([default_gate])) \
-        if gate is not None else None
+        if gated else None
     empty = np.array(image_scores.empty)
     weights = image_weights(empty, empty_prior) if empty_prior is not None else None
     scores = scan_scores(np.stack(image_scores.f2), empty, probs, gates, weights)

@@ -35,6 +35,8 @@ from shiptoolkit.runner import run
 from shiptoolkit.scoring.competition import F2Accumulator
 
 # cv.json's name of each figure <- metrics.json's
+_active: list[Path] = []  # the cv folder being filled (for the Ctrl-C message's resume command)
+
 FIGURES = {"f2": "f2", "baseline": "f2_all_empty_baseline", "f2_prior_weighted": "f2_prior_weighted",
            "fp_rate_empty": "false_positive_rate_empty", "f2_ship_images": "f2_ship_images"}
 COLUMNS = {"f2": "f2", "baseline": "all-empty", "f2_prior_weighted": "prior-weighted f2",
@@ -127,6 +129,7 @@ def cross_validate(config: Config | str | Path | None = None, folds: int | None 
         config.save(cv.cv_config)
     name, k = config.settings.run.name, config.settings.cv.folds
     fold_dirs = []
+    _active[:] = [cv.path]
     for fold in range(k):
         done = _finished(cv.path, name, fold)
         if done is None:
@@ -137,6 +140,11 @@ def cross_validate(config: Config | str | Path | None = None, folds: int | None 
             done = RunDir(run(fold_config, progress=progress).run_dir)
         fold_dirs.append(done.path)
     return summarize(cv.path, fold_dirs, config.settings.data.empty_prior, time.perf_counter() - start)
+
+
+def resume_hint() -> str | None:
+    """How to finish the cross-validation in progress, for an interrupt's message."""
+    return f"the cross-validation goes on with: shiptoolkit cv --resume {_active[0]}" if _active else None
 
 
 def summarize(cv_dir: str | Path, fold_dirs: list[Path], empty_prior: float, seconds: float = 0.0) -> CVResult:

@@ -162,3 +162,15 @@ def test_score_prints_the_prior_weighted_f2_beside_its_baseline(tmp_path):
     result = CliRunner().invoke(cli, ["score", str(truth), str(truth), "--size", "8", "--empty-prior", "0.9"])
     assert result.exit_code == 0, result.output
     assert "f2 prior-weighted: 1.0000   all-empty baseline: 0.9000" in result.output
+
+
+def test_an_interrupted_cross_validation_says_how_to_resume_it(tmp_path, capsys, monkeypatch):
+    import shiptoolkit.cv as cv
+    from shiptoolkit.cli import interrupts
+
+    monkeypatch.setattr(cv, "_active", [tmp_path / "real_cpu-cv-20261206-101500"])
+    monkeypatch.setattr(interrupts, "_also", [cv.resume_hint])
+    interrupts._say_interrupted(tmp_path / "real_cpu-cv-20261206-101500" / "real_cpu-fold2-20261206-103000")
+    err = capsys.readouterr().err
+    assert "train --resume" in err  # the fold's own run ...
+    assert f"shiptoolkit cv --resume {tmp_path / 'real_cpu-cv-20261206-101500'}" in err  # ... and the whole cv

@@ -38,8 +38,8 @@ def cv(config: str | None, folds: int | None, seed: int | None, overrides: tuple
     if (config is None) == (resume is None):
         raise click.UsageError("Give a CONFIG, or --resume CV_DIR to finish a cross-validation.")
     require_tensorflow()
-    from shiptoolkit.cv import cross_validate
+    from shiptoolkit.cv import cross_validate, resume_hint
 
-    with exit_on_interrupt():
+    with exit_on_interrupt(also=resume_hint):
         result = cross_validate(config, folds, seed, list(overrides), progress=not quiet, resume=resume)
     click.echo(result.table())

@@ -15,17 +15,22 @@ from shiptoolkit.rundir import RunDir, RunInterrupted
 
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 GRACE_SECONDS = 5.0  # how long Keras may take to unwind after Ctrl-C before the process ends anyway
+_also: list = []  # what the command in progress adds to the message (e.g. how to resume a whole cross-validation)
 
 
 @contextlib.contextmanager
-def exit_on_interrupt():
+def exit_on_interrupt(also=None):
     """Print the run directory and the resume command on Ctrl-C, then exit with 130.
+
+    `also`: a function giving one more line for the message (or None), asked at the moment of the
+    interrupt: e.g. `shiptoolkit cv --resume CV_DIR` for a cross-validation, whose fold run was cut.
 
     Why `os._exit`: Keras' data-loading threads are not daemons; a normal exit waits for them,
     and a thread blocked on a full queue once held a process for over ten minutes after Ctrl-C.
     The run's state is already on disk (train_state.json says "interrupted"), so nothing is lost.
     """
     previous = _install_handler()
+    _also[:] = [also] if also is not None else []
     try:
         yield
     except RunInterrupted as exc:
@@ -35,6 +40,7 @@ def exit_on_interrupt():
         _say_interrupted(None)
         _exit_now()
     finally:
+        _also.clear()
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
 
@@ -75,6 +81,11 @@ def _say_interrupted(run_dir) -> None:
     text = RunInterrupted(run_dir).hint if run_dir is not None else \
         "interrupted before a run directory was made: nothing to resume."
     click.echo(f"\n{text}", err=True)
+    for hint in _also:
+        with contextlib.suppress(Exception):
+            line = hint()
+            if line:
+                click.echo(line, err=True)
 
 
 def _exit_now() -> None:

@@ -199,7 +199,8 @@ def _tune(ensemble: Ensemble, models: list[Any], gates: list[Gate] | None, index
     info = tune_pooled(parts, PredictSettings.from_config(ensemble.config), s.tune.thresholds, s.tune.min_areas,
                        s.classifier.tune_threshold, s.tune.gate_floor, ensemble.progress, s.data.on_error,
                        s.tune.split_depths, s.tune.windows,
-                       s.data.empty_prior if s.tune.objective == "f2_prior_weighted" else None)
+                       s.data.empty_prior if s.tune.objective == "f2_prior_weighted" else None,
+                       s.tune.max_ships)
     info["tuned_on"]["role"] = "out-of-fold validation (each member's own validation images, predicted by it alone)"
     return info
 

@@ -258,6 +258,8 @@ def _check_cross_fields(values: dict[str, dict[str, Any]], where: str) -> None:
         (0.0 <= values["classifier"]["threshold"] <= 1.0, "classifier.threshold must be in [0, 1]"),
         (0.0 < values["data"]["empty_prior"] < 1.0, "data.empty_prior must be in (0, 1) (Kaggle's: 0.779)"),
         (values["cv"]["folds"] >= 2, "cv.folds must be >= 2"),
+        (values["predict"]["max_ships"] >= 0, "predict.max_ships must be >= 0 (0 = off)"),
+        (all(k >= 0 for k in values["tune"]["max_ships"]), "tune.max_ships must be >= 0 (each; 0 = off)"),
         (-1 <= values["cv"]["fold"] < values["cv"]["folds"], "cv.fold must be -1 (not a fold) or in [0, cv.folds)"),
     ]
     for ok, message in checks:

@@ -149,6 +149,9 @@ SCHEMA: dict[str, Section] = {s.name: s for s in [
             "whose input size is free, records its training size here)."),
         Key("min_area", int, 0, "Drop predicted ships smaller than this many pixels."),
         Key("gate_threshold", float, 0.0, "Skip images whose maximum probability is below this (0 = off)."),
+        Key("max_ships", int, 0, "Predict nothing on an image where more than this many ships are found (0 = off): "
+            "textured land (fields, villages, surf) breaks into many ship-like blobs, while sea images rarely hold "
+            "that many ships. Tuned with tune.max_ships."),
         Key("split", str, "none", "Split touching ships predicted as one blob: \"watershed\" (distance transform + "
             "watershed) or \"none\".", ("none", "watershed")),
         Key("split_depth", float, 1.5, "Watershed: how far (px) a ship's distance-map peak must rise above the "
@@ -199,6 +202,8 @@ SCHEMA: dict[str, Section] = {s.name: s for s in [
         Key("windows", bool, True, "With predict.whole_image = true and a fully convolutional model: also try sliding "
             "windows in the scan and predict by windows if they score higher on validation (whole images win ties: "
             "they are ~1.75x faster). The choice is saved as postprocess.json's whole_image."),
+        Key("max_ships", list[int], [], "predict.max_ships values to try in the same scan (0 = off is always "
+            "tried; ties keep predict.max_ships, then off, then the largest cap). [] = keep predict.max_ships."),
         Key("max_images", int, 0, "Validation images to tune on (0 = all)."),
         Key("objective", str, "f2", "What the scan maximises on the validation images: \"f2\" (their mean f2) or "
             "\"f2_prior_weighted\" (empty and ship images weighed to data.empty_prior, as on Kaggle's test set: "

@@ -31,7 +31,7 @@ CHECK_TOLERANCE = 1e-3  # max abs difference in probability between the export a
 INPUT_NAME = "image"
 # The [predict] settings a server needs to turn probabilities into ships as `predict` does.
 POSTPROCESS_KEYS = ("threshold", "min_area", "split", "split_depth", "gate_threshold", "tta", "overlap",
-                    "whole_image", "window", "resize")
+                    "whole_image", "window", "resize", "max_ships")
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,7 @@ class PredictSettings:
     split: str = "none"
     split_depth: float = 1.5
     strategy: str = "default"
+    max_ships: int = 0
 
     @classmethod
     def from_config(cls, config, tuned: dict | None = None) -> PredictSettings:
@@ -64,11 +65,11 @@ class PredictSettings:
         """`postprocess` with these settings (each may be overridden, e.g. by a threshold scan)."""
         return postprocess(prob, self.threshold if threshold is None else threshold,
                            self.min_area if min_area is None else min_area, self.gate_threshold,
-                           self.split if split is None else split, self.split_depth, seam)
+                           self.split if split is None else split, self.split_depth, seam, self.max_ships)
 
 
 # [predict] keys that postprocess.json may set (see `shiptoolkit.training.tuning`).
-TUNED_KEYS = ("threshold", "min_area", "split_depth", "whole_image")
+TUNED_KEYS = ("threshold", "min_area", "split_depth", "whole_image", "max_ships")
 
 _WHOLE_IMAGE_MODELS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
@@ -197,7 +198,8 @@ def _squeeze(prob: np.ndarray) -> np.ndarray:
 
 
 def postprocess(prob: np.ndarray, threshold: float = 0.5, min_area: int = 0, gate_threshold: float = 0.0,
-                split: str = "none", split_depth: float = 1.5, seam: np.ndarray | None = None) -> np.ndarray:
+                split: str = "none", split_depth: float = 1.5, seam: np.ndarray | None = None,
+                max_ships: int = 0) -> np.ndarray:
     """Probabilities (H, W) -> instance labels (H, W) int32, non-overlapping by construction.
 
     Args:
@@ -209,16 +211,27 @@ def postprocess(prob: np.ndarray, threshold: float = 0.5, min_area: int = 0, gat
         split_depth: the watershed's minimum peak prominence in pixels (`split_touching`).
         seam: the seam probabilities of a model with a seam channel: the watershed then splits
             along the predicted seams (`split_by_seams`) instead of at narrow necks.
+        max_ships: an image with more ships than this gets none (0 = off): many ship-like blobs
+            at once are textured land far more often than a harbour.
     """
     if gate_threshold and float(prob.max()) < gate_threshold:
         return np.zeros(prob.shape, np.int32)
     if split == "watershed" and seam is not None:
-        return split_by_seams(prob, seam, threshold, min_area)
-    if split == "watershed":
-        return split_touching(prob > threshold, split_depth, min_area)
-    if split != "none":
+        labels = split_by_seams(prob, seam, threshold, min_area)
+    elif split == "watershed":
+        labels = split_touching(prob > threshold, split_depth, min_area)
+    elif split != "none":
         raise ValueError(f"split must be 'none' or 'watershed'. Received: split={split!r}")
-    return label_instances(prob > threshold, min_area)
+    else:
+        labels = label_instances(prob > threshold, min_area)
+    if max_ships and ship_count(labels) > max_ships:
+        return np.zeros(prob.shape, np.int32)
+    return labels
+
+
+def ship_count(labels: np.ndarray) -> int:
+    """The number of ships in a label image (labels need not be consecutive)."""
+    return int(np.count_nonzero(np.bincount(labels.ravel())[1:]))
 
 
 class ImageSizeError(DataError):

@@ -400,7 +400,8 @@ def _tune(config: Config, run: RunDir, model_path: Path, val_index, gate: Gate |
     info = tune_postprocess(load_model(model_path), images, PredictSettings.from_config(config),
                             s.tune.thresholds, s.tune.min_areas, gate, s.classifier.tune_threshold,
                             s.tune.gate_floor, progress, s.data.on_error, s.tune.split_depths, s.tune.windows,
-                            s.data.empty_prior if s.tune.objective == "f2_prior_weighted" else None)
+                            s.data.empty_prior if s.tune.objective == "f2_prior_weighted" else None,
+                            s.tune.max_ships)
     if progress:
         print(describe_tuned(info))
     return run.save_tuned(info)

@@ -29,16 +29,29 @@ if TYPE_CHECKING:
 
 
 def f2_grid(true_labels: np.ndarray, prob: np.ndarray, settings: PredictSettings, thresholds: Sequence[float],
-            min_areas: Sequence[int], seam: np.ndarray | None = None) -> np.ndarray:
-    """Image f2 (T, A) for every threshold x min_area, with one labelling per threshold."""
+            min_areas: Sequence[int], seam: np.ndarray | None = None, ships: np.ndarray | None = None) -> np.ndarray:
+    """Image f2 (T, A) for every threshold x min_area, with one labelling per threshold (the ship cap
+    `max_ships` left off: the scan applies it from `ships`, filled with the predicted ship counts (T, A))."""
     out = np.empty((len(thresholds), len(min_areas)))
+    uncapped = dataclasses.replace(settings, max_ships=0)
     for ti, threshold in enumerate(thresholds):
-        pred = settings.labels(prob, threshold, 0, seam=seam)
+        pred = uncapped.labels(prob, threshold, 0, seam=seam)
         iou = iou_matrix_from_labels(true_labels, pred)
         areas = np.bincount(pred.ravel(), minlength=iou.shape[1] + 1)[1:iou.shape[1] + 1]
         for ai, min_area in enumerate(min_areas):
             out[ti, ai] = f2_from_iou(iou[:, areas >= min_area])[0]
+            if ships is not None:
+                ships[ti, ai] = int((areas >= min_area).sum())
     return out
+
+
+def capped(f2: np.ndarray, ships: np.ndarray, empty: np.ndarray, max_ships: int) -> np.ndarray:
+    """Per-image scores (N, ...) with the ship cap applied: an image with more predicted ships than
+    `max_ships` is predicted empty (scores 1 if it has no ship, else 0). 0 = off."""
+    if not max_ships:
+        return f2
+    shape = (len(empty),) + (1,) * (f2.ndim - 1)
+    return np.where(ships > max_ships, empty.astype(np.float64).reshape(shape), f2)
 
 
 def gate_candidates(ship_p: np.ndarray, floor: float, extra: Sequence[float] = ()) -> np.ndarray:
@@ -111,10 +124,15 @@ class _ScanGrid:
     def rows(self) -> int:
         return len(self.modes) * self.rows_per_mode
 
-    def image_rows(self, true_labels: np.ndarray, prediction: Prediction) -> np.ndarray:
-        """f2 (D x T, A) of one segmented image in one mode, at every split depth."""
-        return np.concatenate([f2_grid(true_labels, prediction.prob, v, self.thresholds, self.min_areas,
-                                       prediction.seam) for v in self.variants])
+    def image_rows(self, true_labels: np.ndarray, prediction: Prediction) -> tuple[np.ndarray, np.ndarray]:
+        """(f2, predicted ship counts), each (D x T, A), of one segmented image in one mode, at every split depth."""
+        f2, ships = [], []
+        for v in self.variants:
+            counts = np.zeros((len(self.thresholds), len(self.min_areas)), np.int64)
+            f2.append(f2_grid(true_labels, prediction.prob, v, self.thresholds, self.min_areas, prediction.seam,
+                              counts))
+            ships.append(counts)
+        return np.concatenate(f2), np.concatenate(ships)
 
     def describe(self, row: int, a: int) -> dict:
         """The settings of `row` and min_area index `a`, keyed as postprocess.json keys them (split depth and
@@ -143,6 +161,7 @@ class _ImageScores:
     """What the scan keeps of each validation image, in the order they were predicted."""
 
     f2: list[np.ndarray] = dataclasses.field(default_factory=list)  # (M x D x T, A) per image
+    ships: list[np.ndarray] = dataclasses.field(default_factory=list)  # predicted ship counts, same shape
     empty: list[bool] = dataclasses.field(default_factory=list)
     ship_p: list[float] = dataclasses.field(default_factory=list)
     ids: list[str] = dataclasses.field(default_factory=list)
@@ -152,6 +171,7 @@ class _ImageScores:
         """Append another part's images (its `segmented` positions shifted past ours)."""
         self.segmented += [len(self.ids) + k for k in other.segmented]
         self.f2 += other.f2
+        self.ships += other.ships
         self.empty += other.empty
         self.ship_p += other.ship_p
         self.ids += other.ids
@@ -180,10 +200,12 @@ def _score_first_mode(model: Any, index, items: list, settings: PredictSettings,
         is_empty = not true.any()
         rejected = p.prob is None or (screening is not None and not screening.accepts(p.ship_probability))
         rows = np.full((grid.rows, len(grid.min_areas)), float(is_empty))
+        ships = np.zeros((grid.rows, len(grid.min_areas)), np.int64)
         if not rejected:
-            rows[:grid.rows_per_mode] = grid.image_rows(true, p)
+            rows[:grid.rows_per_mode], ships[:grid.rows_per_mode] = grid.image_rows(true, p)
             scores.segmented.append(len(scores.ids))
         scores.f2.append(rows)
+        scores.ships.append(ships)
         scores.empty.append(is_empty)
         scores.ship_p.append(p.ship_probability)
         scores.ids.append(p.image_id)
@@ -200,11 +222,13 @@ def _score_other_modes(model: Any, index, items: list, settings: PredictSettings
         predictions = predict_items(model, segmented_items, dataclasses.replace(settings, whole_image=whole),
                                     progress=progress, on_error=on_error)
         for k, p in zip(scores.segmented, predictions, strict=True):
-            scores.f2[k][m * per_mode:(m + 1) * per_mode] = grid.image_rows(index.labels(p.image_id), p)
+            rows = slice(m * per_mode, (m + 1) * per_mode)
+            scores.f2[k][rows], scores.ships[k][rows] = grid.image_rows(index.labels(p.image_id), p)
 
 
 def _postprocess_info(grid: _ScanGrid, scores: np.ndarray, gates: np.ndarray | None, empty: np.ndarray,
-                      ids: list[str], settings: PredictSettings, default_gate: float | None) -> dict:
+                      ids: list[str], settings: PredictSettings, default_gate: float | None,
+                      default_scores: np.ndarray | None = None) -> dict:
     """The content of postprocess.json for mean f2 `scores` (G, M x D x T, A): the best combination (whole
     images win ties over windows), the defaults' f2, the baseline, the images and the whole scan."""
     g, row, a = choose(scores, grid.thresholds * len(grid.depths) * len(grid.modes), grid.min_areas, gates,
@@ -217,7 +241,7 @@ def _postprocess_info(grid: _ScanGrid, scores: np.ndarray, gates: np.ndarray | N
         **grid.describe(row, a),
         "classifier_threshold": float(gates[g]) if gates is not None else None,
         "f2": float(scores[g, row, a]),
-        "f2_with_defaults": float(scores[g0, t0, a0]),
+        "f2_with_defaults": float((scores if default_scores is None else default_scores)[g0, t0, a0]),
         "f2_all_empty_baseline": float(empty.mean()),
         "defaults": {"threshold": settings.threshold, "min_area": settings.min_area,
                      "classifier_threshold": default_gate},
@@ -233,24 +257,25 @@ def tune_postprocess(model: Any, index, settings: PredictSettings, thresholds: S
                      min_areas: Sequence[int], gate: Gate | None = None, tune_gate: bool = True,
                      gate_floor: float = 0.02, progress: bool = True, on_error: str = "raise",
                      split_depths: Sequence[float] = (), try_windows: bool = False,
-                     empty_prior: float | None = None) -> dict:
+                     empty_prior: float | None = None, max_ships: Sequence[int] = ()) -> dict:
     """Choose threshold, min_area, (with `predict.split = "watershed"`) the split depth, (with
     `try_windows`) whole images or sliding windows, and (with a gate) its threshold for f2 on
     `index` (validation only), in one joint scan. With `empty_prior`, the scan maximises the
     prior-weighted f2 instead (empty and ship images weighed to that fraction of empty images).
+    With `max_ships` candidates, the ship cap (`predict.max_ships`) is chosen in the same scan.
 
     Returns the content of postprocess.json: the choice, f2 with it and with the defaults
     (`settings` and the gate's own threshold), the all-empty baseline, what it was tuned on, and
     the scan (for each mode x split depth x threshold x min_area, its best gate threshold and f2).
     """
     return tune_pooled([TuningPart(model, index, gate)], settings, thresholds, min_areas, tune_gate, gate_floor,
-                       progress, on_error, split_depths, try_windows, empty_prior)
+                       progress, on_error, split_depths, try_windows, empty_prior, max_ships)
 
 
 def tune_pooled(parts: Sequence[TuningPart], settings: PredictSettings, thresholds: Sequence[float],
                 min_areas: Sequence[int], tune_gate: bool = True, gate_floor: float = 0.02, progress: bool = True,
                 on_error: str = "raise", split_depths: Sequence[float] = (), try_windows: bool = False,
-                empty_prior: float | None = None) -> dict:
+                empty_prior: float | None = None, max_ships: Sequence[int] = ()) -> dict:
     """`tune_postprocess` over several parts: each part's images predicted by its own model (screened by its
     own gate), their per-image scores pooled into one scan. An ensemble is tuned so, on each member's own
     validation images (which that member never trained on): out-of-fold predictions, never test images.
@@ -274,13 +299,34 @@ def tune_pooled(parts: Sequence[TuningPart], settings: PredictSettings, threshol
         if gated else None
     empty = np.array(image_scores.empty)
     weights = image_weights(empty, empty_prior) if empty_prior is not None else None
-    scores = scan_scores(np.stack(image_scores.f2), empty, probs, gates, weights)
-    info = _postprocess_info(grid, scores, gates, empty, image_scores.ids, settings, default_gate)
+    f2, ships = np.stack(image_scores.f2), np.stack(image_scores.ships)
+    cap, scores, cap_scan = _scan_caps(f2, ships, empty, probs, gates, weights, settings.max_ships, max_ships)
+    defaults = scan_scores(capped(f2, ships, empty, settings.max_ships), empty, probs, gates, weights)
+    info = _postprocess_info(grid, scores, gates, empty, image_scores.ids, settings, default_gate, defaults)
+    if max_ships or settings.max_ships:
+        info.update(max_ships=cap, max_ships_scan=cap_scan)
     info["objective"] = "f2" if empty_prior is None else "f2_prior_weighted"
     if empty_prior is not None:  # the f2 figures above are weighed to the prior: so is their baseline
         info.update(empty_prior=empty_prior, f2_all_empty_baseline=empty_prior if 0 < empty.sum() < len(empty)
                     else float(empty.mean()))
     return info
+
+
+def _scan_caps(f2: np.ndarray, ships: np.ndarray, empty: np.ndarray, probs: np.ndarray | None,
+               gates: np.ndarray | None, weights: np.ndarray | None, own: int, candidates: Sequence[int]):
+    """(the ship cap, its scores (G, rows, A), [{max_ships, best f2}]) over the caps tried: the config's own
+    first, then off, then from the largest down, so that a tie keeps the config's cap (as ties keep the
+    defaults elsewhere), else the cap that changes the fewest images."""
+    rest = sorted({int(c) for c in candidates} - {own, 0}, reverse=True)
+    caps = [own] if not candidates else [own, *([0] if own else []), *rest]
+    best = None
+    scan = []
+    for cap in caps:
+        scores = scan_scores(capped(f2, ships, empty, cap), empty, probs, gates, weights)
+        scan.append({"max_ships": cap, "f2": float(scores.max())})
+        if best is None or scores.max() > best[1].max() + 1e-12:
+            best = (cap, scores)
+    return best[0], best[1], scan
 
 
 def describe_tuned(info: dict) -> str:
@@ -289,6 +335,7 @@ def describe_tuned(info: dict) -> str:
         else ""
     on = info["tuned_on"]
     depth = f", split depth {info['split_depth']}" if "split_depth" in info else ""
+    depth += f", max ships {info['max_ships'] or 'off'}" if "max_ships" in info else ""
     mode = "" if "whole_image" not in info else ", whole images" if info["whole_image"] \
         else ", sliding windows (higher than whole images there)"
     return (f"tuned on {on['images']} validation images ({on['empty_images']} empty): threshold {info['threshold']}, "

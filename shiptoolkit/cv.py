@@ -163,7 +163,8 @@ def summarize(cv_dir: str | Path, fold_dirs: list[Path], empty_prior: float, sec
             pooled.rows.append(image)
     mean = {key: float(np.mean([f[key] for f in folds])) for key in FIGURES}
     least = {key: float(np.min([f[key] for f in folds])) for key in FIGURES}
-    oof = {key: pooled.summary()[source] for key, source in FIGURES.items()} | {"images": len(pooled.rows)}
+    pooled_summary = pooled.summary()  # one pass over the out-of-fold rows
+    oof = {key: pooled_summary[source] for key, source in FIGURES.items()} | {"images": len(pooled.rows)}
     result = CVResult(Path(cv_dir), folds, mean, least, oof, empty_prior, seconds, list(fold_dirs))
     cv.cv.write_text(json.dumps({"folds": folds, "mean": mean, "min": least, "oof": result.oof,
                                  "empty_prior": empty_prior, "seconds": seconds}, indent=2, default=float))

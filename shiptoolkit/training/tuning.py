@@ -301,7 +301,8 @@ def tune_pooled(parts: Sequence[TuningPart], settings: PredictSettings, threshol
     weights = image_weights(empty, empty_prior) if empty_prior is not None else None
     f2, ships = np.stack(image_scores.f2), np.stack(image_scores.ships)
     cap, scores, cap_scan = _scan_caps(f2, ships, empty, probs, gates, weights, settings.max_ships, max_ships)
-    defaults = scan_scores(capped(f2, ships, empty, settings.max_ships), empty, probs, gates, weights)
+    defaults = scores if cap == settings.max_ships else \
+        scan_scores(capped(f2, ships, empty, settings.max_ships), empty, probs, gates, weights)
     info = _postprocess_info(grid, scores, gates, empty, image_scores.ids, settings, default_gate, defaults)
     if max_ships or settings.max_ships:
         info.update(max_ships=cap, max_ships_scan=cap_scan)

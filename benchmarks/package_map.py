@@ -20,7 +20,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "shiptoolkit"
 
 # Lowest first: a folder (or top-level module) imports only from itself and from those before it.
 LAYER_ORDER: tuple[str, ...] = (
-    "errors", "rundir", "plots", "moved",  # base modules: exceptions, run-directory files, PNGs, old paths
+    "errors", "jsonfiles", "runstate", "rundir", "plots", "moved",  # base modules: exceptions, checked JSON
+    # files, who works on a run, run-directory files, PNGs, old paths
     "plugins", "config", "data", "samplers", "models", "inference", "scoring", "training",
     "runner",  # one run: the stages in order
     "ensembles",  # several runs' models averaged: predict and evaluate with them

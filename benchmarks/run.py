@@ -6,17 +6,28 @@ Usage:
     python benchmarks/run.py score rle  # only scripts whose name contains one of the words
 
 Each script prints its own figures with the ratio to its baseline measured in the same run.
-Quote medians of several runs: the machines are shared and noisy.
+Quote medians of several runs: the machines are shared and noisy. gpu.py's full run needs a GPU: without
+one it is skipped, saying so (its --quick runs anywhere).
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+
+
+def gpu_visible() -> bool:
+    """Whether TensorFlow sees a GPU, asked in a subprocess (this runner imports no TensorFlow)."""
+    code = "import tensorflow as tf; print(len(tf.config.list_physical_devices('GPU')))"
+    result = subprocess.run([sys.executable, "-c", code], text=True, capture_output=True,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    lines = result.stdout.split()
+    return result.returncode == 0 and bool(lines) and lines[-1] != "0"
 
 
 def main(argv: list[str]) -> int:
@@ -30,6 +41,9 @@ def main(argv: list[str]) -> int:
     failed = []
     for script in scripts:
         print(f"# {script.name}", flush=True)
+        if script.stem == "gpu" and not quick and not gpu_visible():
+            print("# gpu.py: skipped: no GPU visible to TensorFlow (`run.py --quick` runs its --quick)", flush=True)
+            continue
         start = time.perf_counter()
         cmd = [sys.executable, str(script), *(["--quick"] if quick else [])]
         result = subprocess.run(cmd, text=True, capture_output=True)

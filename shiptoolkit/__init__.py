@@ -24,6 +24,7 @@ from typing import Any
 from shiptoolkit import moved
 from shiptoolkit.config import Config, load_config
 from shiptoolkit.errors import (
+    ArgumentError,
     ConfigError,
     DataError,
     PluginError,
@@ -31,6 +32,7 @@ from shiptoolkit.errors import (
     UnknownComponentError,
 )
 from shiptoolkit.plugins import get_registry, load_local_plugin, register_plugin, unregister_plugin
+from shiptoolkit.plugins.contracts import build_component
 from shiptoolkit.plugins.hookspecs import hookimpl
 from shiptoolkit.plugins.registry import Range, param_ranges
 
@@ -70,10 +72,12 @@ __all__ = [
     "predict",
     "predict_ensemble",
     "run",
+    "resume_run",
     "cross_validate",
     "score_submission",
     "train",
     "load_model",
+    "ArgumentError",
     "ConfigError",
     "DataError",
     "PluginError",
@@ -102,8 +106,12 @@ def list_components(kind: str, pattern: str = "*") -> list[str]:
 
 
 def create_component(kind: str, name: str, /, *args: Any, **params: Any) -> Any:
-    """Build a registered component by name, e.g. `create_component("loss", "dice")`."""
-    return get_registry(kind).create(name, *args, **params)
+    """Build a registered component by name, e.g. `create_component("loss", "dice")`.
+
+    Its parameters are checked first (names, types, ranges; `input_shape` of a backbone or classifier),
+    and what the factory returns is checked against its kind's contract: a mistake is a
+    `ShiptoolkitError` naming the component and its plugin."""
+    return build_component(kind, name, *args, **params)
 
 
 # The stages import Keras/TensorFlow: load them on first use so `import shiptoolkit` stays light.
@@ -112,6 +120,7 @@ _LAZY = {
     "predict": ("shiptoolkit.inference.stage", "predict_stage"),
     "evaluate": ("shiptoolkit.scoring.evaluate", "evaluate"),
     "run": ("shiptoolkit.runner", "run"),
+    "resume_run": ("shiptoolkit.runner", "resume_run"),
     "predict_ensemble": ("shiptoolkit.ensembles", "predict_ensemble"),
     "evaluate_ensemble": ("shiptoolkit.ensembles", "evaluate_ensemble"),
     "cross_validate": ("shiptoolkit.cv", "cross_validate"),

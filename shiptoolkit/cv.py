@@ -21,6 +21,7 @@ import csv
 import json
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ import numpy as np
 
 from shiptoolkit.config import Config, load_config, prepare_config
 from shiptoolkit.errors import ConfigError, ShiptoolkitError
+from shiptoolkit.jsonfiles import check_json, read_json
 from shiptoolkit.plots import plot_cv_folds
 from shiptoolkit.rundir import RunDir
 from shiptoolkit.runner import run
@@ -147,15 +149,40 @@ def resume_hint() -> str | None:
     return f"the cross-validation goes on with: shiptoolkit cv --resume {_active[0]}" if _active else None
 
 
+# A fold's metrics.json (`shiptoolkit.scoring.evaluate`): what the summary uses.
+FOLD_JSON = {"metrics": "object", "metrics.images": "count", **{f"metrics.{k}": "number" for k in FIGURES.values()},
+             "per_image": "objects"}
+ROW_JSON = {"ImageId": "text", "f2": "number", "true_ships": "count", "pred_ships": "count"}
+
+
+def _read_fold(run: RunDir, cv_dir: Path) -> tuple[dict, float]:
+    """A fold run's metrics.json and wall time (timings.json), checked."""
+    fix = (f"Delete it and resume the cross-validation (`shiptoolkit cv --resume {cv_dir}`): a fold without "
+           "metrics.json is run again.")
+    saved = read_json(run.metrics, FOLD_JSON, fix)
+    for k, row in enumerate(saved["per_image"]):
+        check_json(f"{run.metrics} (per_image row {k})", row, ROW_JSON, fix)
+    if not run.timings.is_file():
+        return saved, float("nan")
+    try:
+        timings = read_json(run.timings, {}, "The fold's wall time is shown as nan.")
+        wall = [v for v in timings.values() if isinstance(v, int | float) and not isinstance(v, bool)]
+        if len(wall) != len(timings):
+            raise ShiptoolkitError(f"{run.timings} is damaged: its values are not all numbers of seconds. The "
+                                   "fold's wall time is shown as nan.")
+    except ShiptoolkitError as exc:  # only a figure of the summary: said, not fatal
+        warnings.warn(str(exc), stacklevel=3)
+        return saved, float("nan")
+    return saved, float(sum(wall))
+
+
 def summarize(cv_dir: str | Path, fold_dirs: list[Path], empty_prior: float, seconds: float = 0.0) -> CVResult:
     """cv.json, oof.csv and cv.png of a cv folder from its fold runs' metrics.json."""
     cv = RunDir(cv_dir)
     folds, pooled, rows = [], F2Accumulator(empty_prior=empty_prior), []
     for fold, fold_dir in enumerate(fold_dirs):
-        saved = json.loads(RunDir(fold_dir).metrics.read_text())
+        saved, wall = _read_fold(RunDir(fold_dir), cv.path)
         metrics = saved["metrics"]
-        timings = RunDir(fold_dir).timings
-        wall = sum(json.loads(timings.read_text()).values()) if timings.is_file() else float("nan")
         folds.append({"fold": fold, "run_dir": str(fold_dir), "images": metrics["images"], "seconds": wall,
                       **{key: metrics[source] for key, source in FIGURES.items()}})
         for image in saved["per_image"]:

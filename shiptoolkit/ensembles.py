@@ -285,6 +285,7 @@ def evaluate_ensemble(runs: Sequence[str | Path | Member], config: Config | str 
     ensemble.config.save(run_dir.config)
     result = RunResult(run_dir.path, ["evaluate"], files={"config": run_dir.config})
     with run_dir.guard():
+        run_dir.update_state(stages=["evaluate"])  # of given models: `train --resume` has nothing to train here
         if ensemble.tuned is not None:
             result.files["postprocess"] = run_dir.save_tuned(ensemble.tuned)
         result.evaluate = evaluate(ensemble.config, ensemble.segmenter, run_dir.path, progress=progress,

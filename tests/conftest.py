@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -118,6 +119,66 @@ batch_size = 8
         return path
 
     return write
+
+
+def write_tiny_folder_toml(folder, data, train: str = "", extra: str = ""):
+    """The hostile probe's tiny.toml (issue 26) on a Kaggle-layout folder `data`: 64 px, a 4-filter U-Net,
+    one epoch of 2 steps, one tuning threshold; `train` adds [train] lines, `extra` more sections."""
+    path = folder / "tiny.toml"
+    path.write_text(f"""
+[run]
+name = "tiny"
+out_dir = "{(folder / 'runs').as_posix()}"
+[data]
+path = "{Path(data).as_posix()}"
+image_size = 64
+val_fraction = 0.25
+test_fraction = 0.2
+[sampler]
+name = "mixed"
+patch_size = 32
+[backbone]
+name = "unet"
+base_filters = 4
+depth = 2
+[train]
+epochs = 1
+batch_size = 4
+steps_per_epoch = 2
+validation_steps = 1
+val_f2_images = 4
+workers = 1
+{train}
+[tune]
+thresholds = [0.5]
+min_areas = [0]
+windows = false
+{extra}
+""", encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_folder_toml():
+    """`write_tiny_folder_toml` as a fixture (test modules cannot import conftest reliably)."""
+    return write_tiny_folder_toml
+
+
+@pytest.fixture(scope="session")
+def red_channel_model():
+    """A factory of a 1x1-conv Keras model on `window` px inputs whose ship probability is red / 255: the bright
+    rectangles (230) of `rect_writer`'s datasets are ships, their dark noise is not."""
+
+    def make(window: int = 32):
+        import keras
+
+        inputs = keras.Input((window, window, 3))
+        conv = keras.layers.Conv2D(1, 1, use_bias=False)
+        outputs = conv(inputs)
+        conv.set_weights([np.array([1 / 255, 0, 0], "float32").reshape(1, 1, 3, 1)])
+        return keras.Model(inputs, outputs)
+
+    return make
 
 
 REAL_DATA_ENV = "SHIPTOOLKIT_REAL_DATA"

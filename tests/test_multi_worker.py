@@ -257,7 +257,7 @@ def test_cli_workers_set_tf_config_and_the_strategy(monkeypatch, tmp_path):
 
     seen = {}
 
-    def fake_train(config, resume=None, overrides=(), progress=True):
+    def fake_train(config, resume=None, overrides=(), progress=True, **_):
         seen.update(tf_config=os.environ["TF_CONFIG"], overrides=list(overrides),
                     strategy=config.settings.train.strategy if config else None)
         raise click.ClickException("stopped before training")

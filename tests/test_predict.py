@@ -13,15 +13,6 @@ from shiptoolkit.inference.prediction import (
 from shiptoolkit.inference.submission import read_submission, write_submission
 
 
-def red_channel_model(window):
-    """Outputs its input's red channel / 255 (no activation): stitching must reproduce the image."""
-    inputs = keras.Input((window, window, 3))
-    conv = keras.layers.Conv2D(1, 1, use_bias=False)
-    outputs = conv(inputs)
-    conv.set_weights([np.array([1 / 255, 0, 0], "float32").reshape(1, 1, 3, 1)])
-    return keras.Model(inputs, outputs)
-
-
 class CountingModel:
     def __init__(self, model):
         self.model, self.calls = model, 0
@@ -35,14 +26,14 @@ class CountingModel:
 @pytest.mark.parametrize("size", [64, 80])  # a multiple of the window, and not
 @pytest.mark.parametrize("overlap", [0.0, 0.25, 0.5])
 @pytest.mark.parametrize("tta", [False, True])
-def test_stitching_reproduces_the_red_channel(size, overlap, tta):
+def test_stitching_reproduces_the_red_channel(size, overlap, tta, red_channel_model):
     images = np.random.default_rng(0).integers(0, 256, (3, size, size, 3), dtype=np.uint8)
     prob = predict_probabilities(red_channel_model(32), images, overlap=overlap, tta=tta)
     assert prob.shape == (3, size, size)
     np.testing.assert_allclose(prob, images[..., 0] / 255, atol=1e-5)
 
 
-def test_windows_of_several_images_share_batches():
+def test_windows_of_several_images_share_batches(red_channel_model):
     model = CountingModel(red_channel_model(32))
     images = np.zeros((4, 64, 64, 3), np.uint8)
     predict_probabilities(model, images, overlap=0.0, batch_size=64)  # 4 images x 4 windows = 16
@@ -75,7 +66,7 @@ def test_postprocess_gate_and_min_area():
     assert postprocess(prob, threshold=0.85).max() == 1
 
 
-def test_submission_round_trips_and_every_image_is_present(tmp_path, rect_dataset):
+def test_submission_round_trips_and_every_image_is_present(tmp_path, rect_dataset, red_channel_model):
     model = red_channel_model(32)
     items = folder_items(rect_dataset / "train_v2")
     labels = dict(predict_labels(model, items, PredictSettings(threshold=0.5), progress=False))
@@ -94,7 +85,7 @@ def test_submission_round_trips_and_every_image_is_present(tmp_path, rect_datase
         write_submission(labels.items(), tmp_path / "sub.csv")
 
 
-def test_unreadable_images_get_empty_rows_when_skipping(tmp_path, rect_dataset):
+def test_unreadable_images_get_empty_rows_when_skipping(tmp_path, rect_dataset, red_channel_model):
     (rect_dataset / "train_v2" / "broken.jpg").write_bytes(b"nope")
     items = folder_items(rect_dataset / "train_v2")
     with pytest.warns(UserWarning, match="1 unreadable image"):

@@ -10,8 +10,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import keras
-import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -21,15 +19,6 @@ from shiptoolkit.inference.sharding import Shard, parse_shard, shard_of, sidecar
 from shiptoolkit.models.saving import save_model
 
 IMAGES = 24
-
-
-def red_channel_model():
-    """Ship probability = red / 255: the fixture's bright rectangles (230) are ships, the dark noise is not."""
-    inputs = keras.Input((32, 32, 3))
-    conv = keras.layers.Conv2D(1, 1, use_bias=False)
-    outputs = conv(inputs)
-    conv.set_weights([np.array([1 / 255, 0, 0], "float32").reshape(1, 1, 3, 1)])
-    return keras.Model(inputs, outputs)
 
 
 def invoke(*args: str):
@@ -63,7 +52,7 @@ def copy_part(src: Path, dst: Path, with_sidecar: bool = True) -> Path:
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory, small_ship_dataset):
+def runs(tmp_path_factory, small_ship_dataset, red_channel_model):
     """One tiny model and dataset; the unsharded submission, its 3 shards, shard 1/2, and shard 3/3 of the
     first 18 images only (another image list). Read-only: tests copy what they change."""
     root = tmp_path_factory.mktemp("sharded")
@@ -129,7 +118,7 @@ def test_bad_shard_values_are_refused_naming_value_and_form(tmp_path, value, exp
     assert parse_shard(" 2 / 3 ") == Shard(2, 3)
 
 
-def test_a_shard_without_out_gets_its_own_file_name(runs, tmp_path, monkeypatch):
+def test_a_shard_without_out_gets_its_own_file_name(runs, tmp_path, monkeypatch, red_channel_model):
     model = save_model(red_channel_model(), tmp_path / "model.keras")
     monkeypatch.chdir(tmp_path)
     result = invoke("predict", "--model", str(model), "--images", str(runs["images"]), "--set", "data.image_size=64",

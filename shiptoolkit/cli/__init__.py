@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import errno
-import os
+from pathlib import Path
 
 import click
 
-# TensorFlow's C++ start-up chatter is noise on a command line; users can still opt in.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 from shiptoolkit import TENSORFLOW_MISSING, __version__
+from shiptoolkit.cli import quiet
 from shiptoolkit.cli.run_plugins import config_without_run_plugins
 from shiptoolkit.config import prepare_config
 from shiptoolkit.errors import PluginError, ShiptoolkitError
 from shiptoolkit.plugins import hook_implementations, load_installed_plugins, load_local_plugin
 from shiptoolkit.rundir import RunDir
+
+# TensorFlow's start-up chatter is noise on a command line: hidden unless --verbose / SHIPTOOLKIT_VERBOSE=1
+# (none of the imports above loads TensorFlow).
+quiet.install()
 
 # Where each command writes, for the fix in a "cannot write" message.
 _OUTPUT_OPTION = {"run": "--set run.out_dir=<folder>", "train": "--set run.out_dir=<folder>",
@@ -134,6 +136,8 @@ def model_and_config(config: str | None, model: str | None, run_dir: str | None,
     global --plugin option loaded them.
     """
     from_run = bool(run_dir) and not config
+    if run_dir and model:
+        _check_one_run(model, run_dir)
     if run_dir:
         model = model or str(RunDir(run_dir).best)
         config = config or str(RunDir(run_dir).config)
@@ -142,6 +146,18 @@ def model_and_config(config: str | None, model: str | None, run_dir: str | None,
     if from_run and not trust_run_plugins:
         return model, config_without_run_plugins(config, overrides)
     return model, prepare_config(config or {}, overrides)
+
+
+def _check_one_run(model: str, run_dir: str) -> None:
+    """Refuse `--model OTHER_RUN/best.keras --run RUN`: the model's gate and post-processing (beside it)
+    would be mixed with another run's config without a word."""
+    home = Path(model).resolve().parent
+    if home == Path(run_dir).resolve() or not (RunDir(home).config.is_file() or RunDir(home).state.is_file()):
+        return
+    raise click.UsageError(
+        f"--model {model} belongs to the run {home}, but --run names another run, {run_dir}: the model (with the "
+        f"post-processing and gate beside it) would be used with that other run's config. Give --run {home} alone, "
+        f"or --model {model} with the config that trained it ({RunDir(home).config}) as CONFIG.")
 
 
 def _load_plugin_option(ctx: click.Context, param: click.Parameter, specs: tuple[str, ...]) -> tuple[str, ...]:
@@ -157,8 +173,16 @@ def _load_plugin_option(ctx: click.Context, param: click.Parameter, specs: tuple
     return specs
 
 
+def _verbose_option(ctx: click.Context, param: click.Parameter, verbose: bool) -> bool:
+    if verbose:
+        quiet.set_verbose()
+    return verbose
+
+
 @click.group(cls=FriendlyGroup)
 @click.version_option(__version__, prog_name="shiptoolkit")
+@click.option("--verbose", is_flag=True, is_eager=True, expose_value=False, callback=_verbose_option,
+              help="Show TensorFlow's own start-up and log lines (hidden by default; also SHIPTOOLKIT_VERBOSE=1).")
 @click.option("--plugin", "plugins", multiple=True, metavar="SPEC", is_eager=True, callback=_load_plugin_option,
               help="Load a local plugin first: file.py, package.module or package.module:attr. Repeatable.")
 def cli(plugins: tuple[str, ...]) -> None:

@@ -20,7 +20,8 @@ def data() -> None:
 @click.argument("root", type=click.Path(exists=True, file_okay=False))
 @click.option("--csv", default="train_ship_segmentations_v2.csv", show_default=True, help="CSV inside ROOT.")
 @click.option("--images", default="train_v2", show_default=True, help="Image folder inside ROOT.")
-@click.option("--size", default=768, show_default=True, help="Expected image height and width.")
+@click.option("--size", default=768, show_default=True, type=click.IntRange(min=1),
+              help="Expected image height and width in pixels.")
 @click.option("--no-images", is_flag=True, help="Skip opening every image (only the CSV is checked).")
 @click.option("--json", "as_json", is_flag=True, help="Output JSON.")
 def check(root: str, csv: str, images: str, size: int, no_images: bool, as_json: bool) -> None:

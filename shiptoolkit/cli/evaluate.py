@@ -1,4 +1,4 @@
-"""`shiptoolkit evaluate`: score a trained model on the full validation images."""
+"""`shiptoolkit evaluate`: score a trained model on full images, the test set by default (evaluate.images)."""
 
 from __future__ import annotations
 
@@ -20,8 +20,11 @@ from shiptoolkit.ensembles import evaluate_ensemble
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def evaluate(config: str | None, model: str | None, run_dirs: tuple[str, ...], trust_run_plugins: bool,
              overrides: tuple[str, ...], quiet: bool) -> None:
-    """Score a model on the full validation images: f2 beside the all-empty baseline, dice, IoU,
+    """Score a model on the full images of the test set: f2 beside the all-empty baseline, dice, IoU,
     image-level precision/recall and the false-positive rate on empty images.
+
+    Which images: evaluate.images, "test" by default (the data's test set, never used for a choice);
+    --set evaluate.images=validation scores the validation split instead (tuned on: not a test figure).
 
     Writes metrics.json and examples.png into a new run directory (nothing is overwritten). With
     a [classifier] in the config, f2 is reported with and without the gate.

@@ -7,7 +7,7 @@ import json
 import click
 
 from shiptoolkit.cli import cli
-from shiptoolkit.plugins import plugin_info
+from shiptoolkit.plugins import get_registry, plugin_info
 
 
 @cli.command()
@@ -31,4 +31,4 @@ def plugins(as_json: bool, show_all: bool) -> None:
         click.secho(f"{p['name']}{version}", bold=True)
         click.echo(f"  hooks: {', '.join(p['hooks'])}")
         for kind, names in p["components"].items():
-            click.echo(f"  {kind}s: {', '.join(names)}")
+            click.echo(f"  {get_registry(kind).plural}: {', '.join(names)}")

@@ -49,7 +49,7 @@ def components_markdown() -> str:
 
 
 def config_markdown() -> str:
-    """Every TOML section and key with type, default and meaning."""
+    """Every TOML section and key with type, default, range (numbers) and meaning."""
     out = []
     for section in SCHEMA.values():
         out.append(f"## `[{section.name}]`\n\n{section.doc}\n")
@@ -62,10 +62,11 @@ def config_markdown() -> str:
                        f"listed in the [component reference](components.md).\n")
             if not section.keys:
                 continue
-        out.append("| key | type | default | meaning |\n|---|---|---|---|")
+        out.append("| key | type | default | range | meaning |\n|---|---|---|---|---|")
         for key in section.keys:
             choices = f" One of: {', '.join(f'`{c}`' for c in key.choices)}." if key.choices else ""
-            out.append(f"| `{key.name}` | `{key.type_name}` | `{_cell(repr(key.default))}` | "
+            allowed = _cell(str(key.range)) if key.range else ""  # checked at load (each item of a list)
+            out.append(f"| `{key.name}` | `{key.type_name}` | `{_cell(repr(key.default))}` | {allowed} | "
                        f"{_cell(key.doc)}{choices} |")
         out.append("")
     return "\n".join(out)

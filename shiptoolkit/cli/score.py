@@ -49,7 +49,8 @@ def check_new_file(path: str, option: str, overwrite: bool, inputs: tuple[str, .
               help="Write each image's score and counts to this CSV (an existing file only with --overwrite).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --per-image file.")
 @click.option("--lenient", is_flag=True, help="Warn about invalid rows instead of failing; score what can be scored.")
-@click.option("--size", default=768, show_default=True, help="Image height and width.")
+@click.option("--size", default=768, show_default=True, type=click.IntRange(min=1),
+              help="Image height and width in pixels (the RLEs index into size x size).")
 @click.option("--json", "as_json", is_flag=True, help="Output the summary as JSON.")
 @click.option("--empty-prior", default=KAGGLE_EMPTY_PRIOR, show_default=True, type=click.FloatRange(0, 1, min_open=True,
               max_open=True), help="Fraction of empty images the prior-weighted f2 is weighed to (Kaggle's).")

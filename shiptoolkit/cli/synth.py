@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from shiptoolkit.cli import cli
+from shiptoolkit.cli.interrupts import exit_on_interrupt
 from shiptoolkit.data.synth import generate_dataset
 from shiptoolkit.errors import ShiptoolkitError
 
@@ -30,9 +31,12 @@ def synth(out: str, images: int, seed: int, empty_fraction: float, size: int, wo
         shiptoolkit synth /tmp/ships --images 200 --seed 1
     """
 
+    interrupted = (f"interrupted: nothing was written to {out} (synth fills a temporary folder and moves it there "
+                   "when complete); run the same command again.")
     try:
-        summary = generate_dataset(out, images=images, seed=seed, empty_fraction=empty_fraction,
-                                   size=size, workers=workers, overlap_fraction=overlap_fraction)
+        with exit_on_interrupt(nothing_to_resume=interrupted):
+            summary = generate_dataset(out, images=images, seed=seed, empty_fraction=empty_fraction,
+                                       size=size, workers=workers, overlap_fraction=overlap_fraction)
     except ShiptoolkitError:
         raise
     except ValueError as exc:  # a bad option value

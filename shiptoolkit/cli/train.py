@@ -17,10 +17,12 @@ from shiptoolkit.rundir import RunDir
 @click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE", help="Override a config value.")
 @click.option("--resume", type=click.Path(exists=True, file_okay=False),
               help="Continue an interrupted run from its last checkpoint (uses the run's saved config).")
+@click.option("--accept-config-changes", is_flag=True,
+              help="With --resume: go on even though the run's config.toml was edited in keys that describe the model.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @worker_options
-def train(config: str | None, overrides: tuple[str, ...], resume: str | None, quiet: bool, workers: str | None,
-          worker_index: int | None) -> None:
+def train(config: str | None, overrides: tuple[str, ...], resume: str | None, accept_config_changes: bool, quiet: bool,
+          workers: str | None, worker_index: int | None) -> None:
     """Train the model of an experiment file into a new run directory.
 
     CONFIG is a TOML file, or the name of an example that ships with shiptoolkit (e.g. quickstart).
@@ -43,7 +45,8 @@ def train(config: str | None, overrides: tuple[str, ...], resume: str | None, qu
 
     resolved = None if resume else prepare_config(config, overrides)
     with exit_on_interrupt():
-        result = train_stage(resolved, resume=resume, overrides=list(overrides), progress=not quiet)
+        result = train_stage(resolved, resume=resume, overrides=list(overrides), progress=not quiet,
+                             accept_config_changes=accept_config_changes)
     if not result.worker.is_chief:
         click.echo(f"{result.worker.describe()}: finished training in step with the chief.")
         return

@@ -10,6 +10,7 @@ registries, so this layer sits on `shiptoolkit.plugins`. Nothing here imports Ke
 from shiptoolkit.config.loading import (
     Config,
     apply_override,
+    as_config,
     check_type,
     load_config,
     load_plugins_of,
@@ -19,5 +20,5 @@ from shiptoolkit.config.loading import (
 )
 from shiptoolkit.config.schema import COMPONENT_SECTIONS, RUN_NAME_RE, SCHEMA, Key, Section
 
-__all__ = ["COMPONENT_SECTIONS", "RUN_NAME_RE", "SCHEMA", "Config", "Key", "Section", "apply_override", "check_type",
-           "load_config", "load_plugins_of", "overridden_keys", "prepare_config", "validate"]
+__all__ = ["COMPONENT_SECTIONS", "RUN_NAME_RE", "SCHEMA", "Config", "Key", "Section", "apply_override", "as_config",
+           "check_type", "load_config", "load_plugins_of", "overridden_keys", "prepare_config", "validate"]

@@ -1,15 +1,19 @@
 """Experiment configuration: TOML in, validated `Config` with every default filled in, TOML out.
 
 Everything is checked before any work starts: unknown sections and keys (typos) name the key
-and suggest the closest, wrong types name the expected type, component names are looked up in
-the registries (listing the known ones) and component parameters are checked against the
-component's signature. The keys themselves live in `shiptoolkit.config.schema`.
+and suggest the closest, wrong types name the expected type, numbers outside their key's range
+name the range, component names are looked up in the registries (listing the known ones),
+component parameters are checked against the component's signature, and the metrics and
+augmentation transforms are built once, as the run builds them. The keys themselves live in
+`shiptoolkit.config.schema`. [plugins] file paths are stored resolved (absolute).
 """
 
 from __future__ import annotations
 
 import copy
 import difflib
+import json
+import re
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -19,8 +23,10 @@ from typing import Any
 from shiptoolkit.config.examples_index import resolve_config_path
 from shiptoolkit.config.schema import COMPONENT_SECTIONS, RUN_NAME_RE, SCHEMA, Key, Section  # noqa: F401  (re-exported)
 from shiptoolkit.config.settings import Settings, settings_from
-from shiptoolkit.errors import ConfigError
+from shiptoolkit.config.transforms import check_transforms
+from shiptoolkit.errors import ArgumentError, ConfigError
 from shiptoolkit.plugins import get_registry, load_local_plugin
+from shiptoolkit.plugins.contracts import build_component
 from shiptoolkit.rundir import RunDir
 
 
@@ -94,7 +100,7 @@ def prepare_config(source: str | Path | dict | Config | None, overrides: Iterabl
     Example:
         >>> cfg = prepare_config("examples/quickstart.toml", ["train.epochs=1"])  # doctest: +SKIP
     """
-    overrides = list(overrides)
+    overrides = override_list(overrides)
     if not load_plugins:
         if isinstance(source, Config):
             return load_config(source.values, overrides, base_dir=source.base_dir, check_components=False,
@@ -106,6 +112,22 @@ def prepare_config(source: str | Path | dict | Config | None, overrides: Iterabl
     raw = load_config(source, overrides, check_components=False)  # reads [plugins] only
     load_plugins_of(raw)
     return load_config(raw.values, base_dir=raw.base_dir, _source=raw.source, _prior=raw.overrides)
+
+
+def as_config(config: Any, function: str, argument: str = "config") -> Config:
+    """The `Config` an API function was given as a `Config`, a TOML path (or a packaged example's name)
+    or a dict of sections (plugins it names loaded), as `run()` takes it.
+
+    Raises:
+        ArgumentError: anything else (None, a number), naming the function and the argument.
+    """
+    if isinstance(config, Config):
+        return config
+    if isinstance(config, str | Path | Mapping):
+        return prepare_config(config)
+    raise ArgumentError(f"{function}() got {argument}={config!r}: {argument} must be a Config "
+                        "(shiptoolkit.load_config(...)), the path of a TOML file, a packaged example's name "
+                        "(e.g. \"quickstart\") or a dict of sections.")
 
 
 def load_plugins_of(config: Config) -> list[str]:
@@ -140,13 +162,38 @@ def load_config(source: str | Path | Mapping[str, Any] | None = None, overrides:
                               f"offset {exc.start}). Save it as UTF-8 (TOML files must be) and try again.") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: invalid TOML: {exc}") from None
-    overrides = list(overrides)
+    overrides = override_list(overrides)
     for item in overrides:
         apply_override(raw, item)
     values = validate(raw, where=str(path) if path else "config", check_components=check_components)
     if base_dir is not None and path is None:
         path = RunDir(base_dir).config  # a dict's relative paths resolve against base_dir
+    values["plugins"]["modules"] = [_resolved(spec, path) for spec in values["plugins"]["modules"]]
     return Config(values, path, [*_prior, *overrides])
+
+
+def _resolved(spec: str, config_path: Path | None) -> str:
+    """A [plugins] file path made absolute against the config's folder (the working directory for a
+    dict), so that a copy elsewhere (a run's config.toml, read by `train --resume`) names the same
+    file; module names stay as they are, and so does a path to no file (its error says what it is relative to)."""
+    if not spec.endswith(".py") or Path(spec).is_absolute():
+        return spec
+    path = (config_path.parent if config_path else Path.cwd()) / spec
+    return str(path.resolve()) if path.is_file() else spec
+
+
+def override_list(overrides: Iterable[str] | None) -> list[str]:
+    """`overrides` as a list, refusing one string (its characters would be read as overrides, one by one)."""
+    if isinstance(overrides, str) or not isinstance(overrides, Iterable | None):
+        example = json.dumps([overrides] if isinstance(overrides, str) else ["train.epochs=2"])
+        raise ConfigError(f"overrides must be a list of \"section.key=value\" strings, not the "
+                          f"{type(overrides).__name__} {overrides!r}: pass e.g. {example}.")
+    items = list(overrides or [])
+    wrong = [item for item in items if not isinstance(item, str)]
+    if wrong:
+        raise ConfigError(f"overrides must be \"section.key=value\" strings; got {wrong[0]!r} "
+                          f"({type(wrong[0]).__name__}) in {items!r}.")
+    return items
 
 
 def apply_override(raw: dict[str, Any], item: str) -> None:
@@ -188,13 +235,49 @@ def validate(raw: Mapping[str, Any], where: str = "config", check_components: bo
         for name in out["train"]["callbacks"]:
             if name not in callbacks:  # named now, in --dry-run, not when a fit starts
                 raise ConfigError(f"{where}: train.callbacks: {callbacks._unknown_message(name)}")
+        _check_metrics(out["metrics"], where)
+        try:  # built once now, as training builds them: --dry-run refuses what the run would
+            check_transforms(out["augment"]["transforms"], SCHEMA["augment"].key("transforms").default)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
     return out
 
 
+def _check_metrics(metrics: dict[str, list[str]], where: str) -> None:
+    """Every name of metrics.train / metrics.evaluate is registered, builds (`build_component` checks
+    what its factory returns) and serves that use."""
+    registry, other = get_registry("metric"), {"train": "evaluate", "evaluate": "train"}
+    for usage in ("train", "evaluate"):
+        for name in metrics[usage]:
+            if name not in registry:
+                raise ConfigError(f"{where}: metrics.{usage}: {registry._unknown_message(name)}")
+            if usage not in build_component("metric", name).usage:
+                only = "an evaluation" if usage == "train" else "a training"
+                raise ConfigError(f"{where}: metrics.{usage}: {name!r} is {only}-only metric; put it in "
+                                  f"metrics.{other[usage]}. Received: metrics.{usage}={metrics[usage]!r}")
+
+
 def _take_keys(section: Section, given: dict[str, Any], where: str) -> dict[str, Any]:
-    """The section's keys popped from `given`, type-checked, defaults filled in."""
-    return {key.name: check_type(given.pop(key.name, copy.deepcopy(key.default)), key,
-                                 f"{where}: {section.name}.{key.name}") for key in section.keys}
+    """The section's keys popped from `given`, type- and range-checked, defaults filled in."""
+    out = {}
+    for key in section.keys:
+        dotted = f"{section.name}.{key.name}"
+        out[key.name] = check_range(check_type(given.pop(key.name, copy.deepcopy(key.default)), key,
+                                               f"{where}: {dotted}"), key, dotted, where)
+    return out
+
+
+def check_range(value: Any, key: Key, dotted: str, where: str = "config") -> Any:
+    """`value` if it (each item of a list) is in the key's declared range; else a `ConfigError` naming
+    the key, the value and the range (with what 0 means, when the key's doc says)."""
+    if key.range is None:
+        return value
+    if all(item in key.range for item in (value if isinstance(value, list) else [value])):
+        return value
+    meaning = re.search(r"\((0 = [^)]*)\)", key.doc) if 0 in key.range else None
+    note = f" ({meaning.group(1)})" if meaning else ""
+    each = "each item of " if isinstance(value, list) else ""
+    raise ConfigError(f"{where}: {each}{dotted} must be {key.range}{note}. Received: {dotted}={value!r}")
 
 
 def _validate_component(section: Section, given: dict[str, Any], where: str, check: bool) -> dict[str, Any]:
@@ -231,35 +314,12 @@ def _validate_component(section: Section, given: dict[str, Any], where: str, che
 
 
 def _check_cross_fields(values: dict[str, dict[str, Any]], where: str) -> None:
+    """Rules no single key's range can say (each key's own range is in SCHEMA, checked by `_take_keys`)."""
     name = values["run"]["name"]
     checks = [
         (bool(RUN_NAME_RE.fullmatch(name)) and name not in (".", ".."),
          "run.name must be a plain folder name (letters, digits, '-', '_', '.'; no path separators, not '.' or "
          "'..'): the run directory is <out_dir>/<name>-<time>"),
-        (0.0 <= values["data"]["val_fraction"] < 1.0, "data.val_fraction must be in [0, 1)"),
-        (0.0 <= values["data"]["test_fraction"] < 1.0, "data.test_fraction must be in [0, 1)"),
-        (values["data"]["synthetic_test_images"] >= 0, "data.synthetic_test_images must be >= 0"),
-        (values["train"]["val_f2_every"] >= 1, "train.val_f2_every must be >= 1"),
-        (values["train"]["val_f2_images"] >= 0, "train.val_f2_images must be >= 0"),
-        (0.0 <= values["train"]["warmup_fraction"] < 1.0, "train.warmup_fraction must be in [0, 1)"),
-        (values["train"]["collapse_patience"] >= 0, "train.collapse_patience must be >= 0"),
-        (0.0 <= values["tune"]["gate_floor"] < 1.0, "tune.gate_floor must be in [0, 1)"),
-        (values["train"]["epochs"] >= 1, "train.epochs must be >= 1"),
-        (values["train"]["batch_size"] >= 1, "train.batch_size must be >= 1"),
-        (values["train"]["learning_rate"] > 0, "train.learning_rate must be > 0"),
-        (0.0 <= values["predict"]["overlap"] < 1.0, "predict.overlap must be in [0, 1)"),
-        (0.0 <= values["predict"]["threshold"] <= 1.0, "predict.threshold must be in [0, 1]"),
-        (values["predict"]["window"] >= 0, "predict.window must be >= 0 (0 = the model's input size)"),
-        (values["data"]["synthetic_images"] >= 1, "data.synthetic_images must be >= 1"),
-        (values["predict"]["split_depth"] > 0, "predict.split_depth must be > 0"),
-        (all(d > 0 for d in values["tune"]["split_depths"]), "tune.split_depths must be > 0 (each)"),
-        (values["classifier"]["image_size"] >= 32, "classifier.image_size must be >= 32"),
-        (0.0 < values["classifier"]["ship_fraction"] < 1.0, "classifier.ship_fraction must be in (0, 1)"),
-        (0.0 <= values["classifier"]["threshold"] <= 1.0, "classifier.threshold must be in [0, 1]"),
-        (0.0 < values["data"]["empty_prior"] < 1.0, "data.empty_prior must be in (0, 1) (Kaggle's: 0.779)"),
-        (values["cv"]["folds"] >= 2, "cv.folds must be >= 2"),
-        (values["predict"]["max_ships"] >= 0, "predict.max_ships must be >= 0 (0 = off)"),
-        (all(k >= 0 for k in values["tune"]["max_ships"]), "tune.max_ships must be >= 0 (each; 0 = off)"),
         (-1 <= values["cv"]["fold"] < values["cv"]["folds"], "cv.fold must be -1 (not a fold) or in [0, cv.folds)"),
     ]
     for ok, message in checks:

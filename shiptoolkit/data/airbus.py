@@ -21,6 +21,7 @@ from typing import Literal
 
 import numpy as np
 
+from shiptoolkit.data import image_formats
 from shiptoolkit.data.instances import seam_pixels
 from shiptoolkit.data.rle import SHAPE, parse_many, parse_rle, rles_to_labels, rles_to_mask
 from shiptoolkit.errors import DataError
@@ -242,7 +243,7 @@ class AirbusIndex:
             for a in range(0, len(rles), PARSE_CHUNK):
                 parse_many(rles[a:a + PARSE_CHUNK], self.shape)
             return {}
-        except (DataError, AssertionError):  # AssertionError: a token only Python's int() reads
+        except DataError:
             pass
         problems = {}
         for record in self.records:
@@ -272,7 +273,9 @@ class AirbusIndex:
 
 
 def read_rgb(path: Path, shape: tuple[int, int] | None = SHAPE) -> np.ndarray:
-    """Decode an image file to (H, W, 3) uint8 RGB, checking it exists, decodes and fits `shape`."""
+    """Decode an image file to (H, W, 3) uint8 RGB, checking it exists, decodes and fits `shape`.
+
+    A grey, alpha or 16-bit file is converted (see `shiptoolkit.data.image_formats`), with a warning."""
     import cv2
 
     try:
@@ -284,6 +287,7 @@ def read_rgb(path: Path, shape: tuple[int, int] | None = SHAPE) -> np.ndarray:
     image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     if image is None:
         raise DataError(f"Image file {str(path)!r} is not a readable image (corrupt or empty).")
+    image_formats.note(path, data)  # grey, alpha, 16-bit: converted above by IMREAD_COLOR, but said
     if shape is not None and image.shape[:2] != tuple(shape):
         raise DataError(f"Image file {str(path)!r} is {image.shape[1]}x{image.shape[0]}; "
                         f"expected {shape[1]}x{shape[0]} like its masks.")

@@ -8,8 +8,9 @@ size and modification time (ns) when it was hashed, its tiles' hashes and a chec
   size, grid, thresholds, version, image shape) are equal: an edited image or a changed
   algorithm is hashed anew, never answered from stale hashes.
 - A row whose checksum or layout does not match (bit rot, a truncated write) is a miss, so a
-  damaged cache can cost time but never give a wrong hash. A file SQLite cannot read at all is
-  replaced by an empty cache, with a warning.
+  damaged cache can cost time but never give a wrong hash. A damaged cache file SQLite cannot
+  read is replaced by an empty cache, with a warning; a file that is not recognisably a cache
+  (a user's text file, another program's database) is never touched: the run goes on without.
 - The cache is optional: a location that cannot be created or written warns once and the run
   goes on without (or without writing to) it.
 - Several processes may share it: SQLite's write-ahead log lets readers work while one writes,
@@ -18,6 +19,7 @@ size and modification time (ns) when it was hashed, its tiles' hashes and a chec
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import warnings
@@ -26,7 +28,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-TABLE = "tile_hashes_v1"  # the row layout's version: a new layout gets a new table, old rows are ignored
+TABLE_PREFIX = "tile_hashes_"  # what makes a file recognisably our cache (`foreign_file`)
+TABLE = f"{TABLE_PREFIX}v1"  # the row layout's version: a new layout gets a new table, old rows are ignored
 NONE_TILE = 0xFF  # the length byte of an uninformative tile (None); real hashes are shorter
 BUSY_SECONDS = 60.0  # how long a writer waits for another process's write to finish
 TURN_OFF = "set data.group_cache to a writable file, or to \"\" to turn the cache off"
@@ -117,6 +120,11 @@ class TileHashCache:
 
     # -- opening ------------------------------------------------------------------------
     def _open(self) -> None:
+        foreign = foreign_file(self.path)
+        if foreign:  # a user's file at data.group_cache: never turned into (or mixed with) a cache
+            warnings.warn(f"{self.path} {foreign}: it is left untouched, and images are hashed without a cache "
+                          f"({TURN_OFF}).", stacklevel=4)
+            return
         try:
             self._connect()
         except sqlite3.DatabaseError as exc:
@@ -217,6 +225,36 @@ class TileHashCache:
             self._writable = False
         else:
             self._give_up(exc)
+
+
+def foreign_file(path: Path) -> str | None:
+    """Why the file at `path` is not one this cache may use or replace (None: absent, empty, or our cache).
+
+    Our cache is an SQLite file whose tables are ours (or that has none yet); a damaged one is
+    still recognised by its SQLite header and our table's name. Anything else (a text file, another
+    program's database) is someone else's.
+    """
+    try:
+        if not path.is_file() or path.stat().st_size == 0:
+            return None  # absent, or not a file: opening it says what is wrong
+        with open(path, "rb") as file:
+            head = file.read(1 << 16)
+    except OSError:
+        return None
+    if not head.startswith(b"SQLite format 3\x00"):
+        return "is not a tile-hash cache written by shiptoolkit (it is no SQLite file)"
+    try:
+        with contextlib.closing(sqlite3.connect(path, timeout=BUSY_SECONDS)) as db:  # reading changes nothing
+            tables = [row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    except sqlite3.DatabaseError:  # damaged: ours only if our table's name is still there to see
+        wal = Path(f"{path}-wal")
+        ours = TABLE_PREFIX.encode() in head or (wal.is_file() and TABLE_PREFIX.encode() in wal.read_bytes()[:1 << 16])
+        return None if ours else "is a damaged SQLite file that is not a tile-hash cache written by shiptoolkit"
+    theirs = [t for t in tables if not t.startswith(TABLE_PREFIX)]
+    if theirs and len(theirs) == len(tables):
+        return (f"is an SQLite database of something else (tables {', '.join(theirs[:3])}), not a tile-hash cache "
+                "written by shiptoolkit")
+    return None
 
 
 def _is_corrupt(exc: sqlite3.DatabaseError) -> bool:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from shiptoolkit.config import Config
+from shiptoolkit.config import Config, as_config
 from shiptoolkit.data.airbus import IMAGES_DIR, AirbusIndex
 from shiptoolkit.data.folds import split_fold
 from shiptoolkit.data.groups import find_groups, read_groups_csv, split_by_group
@@ -23,6 +24,43 @@ from shiptoolkit.errors import ConfigError, DataError
 TEST_SEED_OFFSET = 1_000_003
 # The test split of real data depends on the data alone (not run.seed): every run shares it.
 TEST_SPLIT_SEED = 20_181_231
+
+
+NO_TEST_SET = ("No test set: set data.test_fraction (a part of the data held out), data.test_path (a labelled "
+               "folder) or, for synthetic data, data.synthetic_test_images; or score the validation images with "
+               "evaluate.images=validation (tuned on them: not a test figure).")
+
+
+def check_data_config(config: Config, stages: Iterable[str] = ("train",)) -> None:
+    """Refuse now what `data_splits` (or a stage) would refuse later, so that no run directory is made
+    for it: a data.path / data.test_path that is no folder (naming what a relative path is resolved
+    against), two test sets, and `stages` that need a test set the config does not define."""
+    d, cv = config.settings.data, config.settings.cv
+    for key, value in (("data.path", "" if d.path == "synthetic" else d.path), ("data.test_path", d.test_path)):
+        if value and not Path(value).expanduser().is_dir():
+            looked = Path(value).expanduser().absolute()
+            base = "" if Path(value).expanduser().is_absolute() else (
+                f" (a relative {key} is relative to the working directory, {Path.cwd()}, not to the config file)")
+            raise DataError(f"{key} = {value!r} is not a folder: looked at {looked}{base}. Point {key} at a folder in "
+                            f"the Kaggle layout (an absolute path works from anywhere), or create a synthetic one "
+                            f"with `shiptoolkit synth {value}`.")
+    _check_test_sources(config)
+    needs = [f"{stage} (with {stage}.images=test)" for stage in ("predict", "evaluate")
+             if stage in stages and getattr(config.settings, stage).images == "test"]
+    has_test = (cv.fold >= 0 or d.test_fraction > 0 or bool(d.test_path)
+                or (d.path == "synthetic" and d.synthetic_test_images > 0))
+    if needs and not has_test:
+        raise ConfigError(f"{NO_TEST_SET} Needed by the stage(s) {', '.join(needs)}; checked before training.")
+
+
+def _check_test_sources(config: Config) -> None:
+    """One test set at most: cv.fold, data.test_fraction and data.test_path exclude one another."""
+    d, cv = config.settings.data, config.settings.cv
+    if cv.fold >= 0 and (d.test_fraction or d.test_path):
+        raise ConfigError(f"cv.fold={cv.fold}: a cross-validation fold is its run's test set; set "
+                          "data.test_fraction = 0 and data.test_path = \"\" (one test set).")
+    if d.test_path and d.test_fraction:
+        raise ConfigError("Set data.test_path or data.test_fraction, not both: one test set.")
 
 
 @dataclass
@@ -41,9 +79,7 @@ class DataSplits:
         """The index of a role ("train", "validation" or "test"), with a clear error when it is absent."""
         index = getattr(self, name)
         if name == "test" and index is None:
-            raise ConfigError("No test set: set data.test_fraction (a part of the data held out), data.test_path (a "
-                              "labelled folder) or, for synthetic data, data.synthetic_test_images; or score the "
-                              "validation images with evaluate.images=validation (tuned on them: not a test figure).")
+            raise ConfigError(NO_TEST_SET)
         if not len(index):
             raise ConfigError(f"No {name} images: raise data.val_fraction (validation) or data.test_fraction (test).")
         return index
@@ -113,8 +149,11 @@ def _open(config: Config, root: Path) -> AirbusIndex:
     return index
 
 
-def open_dataset(config: Config, progress: bool = True) -> AirbusIndex:
-    """The index of the config's data (RLEs validated up front; images are checked as they are read)."""
+def open_dataset(config: Config | str | Path | dict, progress: bool = True) -> AirbusIndex:
+    """The index of the config's data (RLEs validated up front; images are checked as they are read).
+
+    `config`: a `Config`, a TOML path or a dict, as `run` takes it."""
+    config = as_config(config, "open_dataset")
     d = config.settings.data
     if d.path == "synthetic":
         index = AirbusIndex.from_kaggle(ensure_synthetic(config, progress), shape=_shape(config))
@@ -158,18 +197,14 @@ def data_splits(config: Config, progress: bool = True) -> DataSplits:
     test, test_source = None, ""
     groups = _groups(config, index, progress) if d.split == "groups" else None
     cv = config.settings.cv
+    _check_test_sources(config)
     if cv.fold >= 0:
-        if d.test_fraction or d.test_path:
-            raise ConfigError(f"cv.fold={cv.fold}: a cross-validation fold is its run's test set; set "
-                              "data.test_fraction = 0 and data.test_path = \"\" (one test set).")
         index, test = split_fold(index, cv.fold, cv.folds, cv.seed, groups)
         test_source = f"cross-validation fold {cv.fold} of {cv.folds} (cv.seed={cv.seed}) of {d.path}"
     if d.test_fraction:
         index, test = _split(index, groups, d.test_fraction, TEST_SPLIT_SEED)
         test_source = f"data.test_fraction={d.test_fraction} of {d.path}"
     if d.test_path:
-        if test is not None:
-            raise ConfigError("Set data.test_path or data.test_fraction, not both: one test set.")
         test = _open(config, Path(d.test_path).expanduser())
         test_source = f"data.test_path={d.test_path}"
     elif test is None and d.path == "synthetic" and d.synthetic_test_images and cv.fold < 0:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
+import signal
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
@@ -234,12 +236,41 @@ def generate_dataset(out: str | Path, images: int = 1000, seed: int = 0, empty_f
             scene may miss its ships, so the empty fraction is then only approximate. Crops are cut at
             multiples of size // 3; when that is a multiple of 16 (96, 192, 384, 768) the shared tiles
             stay aligned to JPEG blocks, decode identically, and `data.groups` finds them.
+
+    The dataset is written into a temporary folder beside `out`, renamed to `out` when complete: an
+    interrupted synth (Ctrl-C, SIGTERM, an error) leaves nothing behind, and the same command redoes it.
     """
     _check_arguments(images, empty_fraction, size, overlap_fraction)
     out = Path(out).expanduser()
     if out.exists() and any(out.iterdir()):
-        raise DataError(f"{str(out)!r} is not empty; synth never overwrites. Choose a new folder.")
-    image_dir = out / IMAGES_DIR
+        raise DataError(_not_empty(out))
+    work = out.parent / f".{out.name}.synth-{os.getpid()}.partial"
+    shutil.rmtree(work, ignore_errors=True)  # a leftover of a killed process that had this pid
+    work.mkdir(parents=True)
+    try:
+        summary = _write_dataset(work, out, images, seed, empty_fraction, size, workers, progress, overlap_fraction)
+        if out.exists():
+            out.rmdir()  # empty (checked above)
+        work.rename(out)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return summary
+
+
+def _not_empty(out: Path) -> str:
+    images = out / IMAGES_DIR
+    if images.is_dir() and not (out / CSV_NAME).exists():
+        count = sum(1 for _ in images.glob("*.jpg"))
+        return (f"{str(out)!r} holds {count} images and no {CSV_NAME}: it is what an interrupted synth of an older "
+                f"shiptoolkit left. Delete it (rm -r {out}) and run the same command again.")
+    return f"{str(out)!r} is not empty; synth never overwrites. Choose a new folder."
+
+
+def _write_dataset(work: Path, out: Path, images: int, seed: int, empty_fraction: float, size: int,
+                   workers: int | None, progress: bool, overlap_fraction: float) -> SynthSummary:
+    """The dataset written into `work`, described as the folder `out` it becomes."""
+    image_dir = work / IMAGES_DIR
     image_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     scenes = _scenes(images, seed, overlap_fraction)
@@ -247,13 +278,13 @@ def generate_dataset(out: str | Path, images: int = 1000, seed: int = 0, empty_f
     rows = _render(jobs, images, workers, progress)
     order = {image_id(seed, i): i for i in range(images)}
     rows.sort(key=lambda row: order[row[0]])  # CSV in image order, however the work was cut
-    _write_tables(out, rows, scenes, seed)
+    _write_tables(work, rows, scenes, seed)
     summary = SynthSummary(out, images, sum(1 for _, r in rows if not r), sum(len(r) for _, r in rows),
                            round(time.perf_counter() - start, 2))
     params = {"images": images, "seed": seed, "empty_fraction": empty_fraction, "size": size}
     if overlap_fraction:
         params["overlap_fraction"] = overlap_fraction
-    (out / MARKER).write_text(json.dumps({**params, **asdict(summary), "path": str(out)}, indent=2))
+    (work / MARKER).write_text(json.dumps({**params, **asdict(summary), "path": str(out)}, indent=2))
     return summary
 
 
@@ -288,14 +319,21 @@ def _render(jobs: list, images: int, workers: int | None, progress: bool) -> lis
     workers = max(1, min(workers or os.cpu_count() or 1, images))
     rows: list[tuple[str, list[str]]] = []
     bar = tqdm(total=images, desc="synth", unit="img", disable=not progress)
-    pool = ProcessPoolExecutor(workers) if workers > 1 else None
-    for part in pool.map(_call, jobs) if pool else map(_call, jobs):
-        rows.extend(part)
-        bar.update(len(part))
-    bar.close()
-    if pool:
-        pool.shutdown()
+    pool = ProcessPoolExecutor(workers, initializer=_ignore_ctrl_c) if workers > 1 else None
+    try:
+        for part in pool.map(_call, jobs) if pool else map(_call, jobs):
+            rows.extend(part)
+            bar.update(len(part))
+    finally:  # on Ctrl-C too: no worker goes on writing into a folder about to be deleted
+        if pool:
+            pool.shutdown(cancel_futures=True)
+        bar.close()
     return rows
+
+
+def _ignore_ctrl_c() -> None:
+    """Worker processes leave Ctrl-C (sent to the whole terminal's process group) to the main one."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _write_tables(out: Path, rows: list[tuple[str, list[str]]], scenes: list, seed: int) -> None:

@@ -15,7 +15,6 @@ averaged from their postprocess.json files.
 
 from __future__ import annotations
 
-import json
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from typing import Any
 
 from shiptoolkit.config import Config
 from shiptoolkit.errors import ConfigError
-from shiptoolkit.inference.gate import Gate, load_gate
+from shiptoolkit.inference.gate import Gate, load_gate, read_gate_json
 from shiptoolkit.inference.prediction import whole_image_model
 from shiptoolkit.models.checks import check_segmentation_model
 from shiptoolkit.models.saving import load_model
@@ -148,7 +147,7 @@ def ensemble_segmenter(members: Sequence[Member]) -> Any:
 
 def untuned_gate_threshold(member: Member) -> float:
     """A member's gate threshold before any tuning: its gate.json's, else its classifier.threshold."""
-    info = json.loads(member.run.gate.read_text()) if member.run.gate.is_file() else {}
+    info = read_gate_json(member.run)
     return float(info.get("threshold", member.config.settings.classifier.threshold))
 
 

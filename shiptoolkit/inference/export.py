@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from shiptoolkit.config import Config, prepare_config
-from shiptoolkit.errors import ShiptoolkitError
+from shiptoolkit.errors import ShiptoolkitError, require_tensorflow_backend
 from shiptoolkit.inference.exported import (
     CHECK_TOLERANCE,
     INPUT_NAME,
@@ -205,9 +205,12 @@ def export_run(run_dir: str | Path, format: str, out: str | Path, config: Config
 
     Raises:
         ShiptoolkitError: --out exists, the format's packages are missing, the run has no best.keras,
-            or the export does not reproduce the model (then nothing is written).
+            or the export does not reproduce the model (then nothing is written); `BackendError` when
+            Keras runs on another backend than TensorFlow (the exports are built by TensorFlow).
     """
     fmt = require_format(format)
+    require_tensorflow_backend(f"shiptoolkit export --format {fmt.name}", "The run's .keras files load on any backend: "
+                               "export them from a Python with TensorFlow")
     run, out = RunDir(run_dir), Path(out).expanduser()
     _check_out(out, overwrite)
     if not run.best.is_file():

@@ -22,6 +22,7 @@ import numpy as np
 from shiptoolkit.config import Config, overridden_keys, prepare_config
 from shiptoolkit.errors import ConfigError, ShiptoolkitError
 from shiptoolkit.inference.gate import Gate
+from shiptoolkit.jsonfiles import check_json, read_json
 from shiptoolkit.models.saving import ModelFileError
 
 MANIFEST = "shiptoolkit_export.json"
@@ -224,15 +225,29 @@ def find_export(path: str | Path) -> Path | None:
     return None
 
 
+# shiptoolkit_export.json as `shiptoolkit.inference.export` writes it: the keys reading it back uses.
+MANIFEST_JSON = {
+    "format": "text", "image_size": "size", "segmenter": "object", "segmenter.file": "text",
+    "segmenter.input.shape": "shape", "segmenter.output.shape": "shape", "postprocess": "object",
+    "postprocess.threshold?": "fraction", "postprocess.min_area?": "count", "postprocess.split?": "text",
+    "postprocess.split_depth?": "nonnegative", "postprocess.gate_threshold?": "fraction", "postprocess.tta?": "bool",
+    "postprocess.overlap?": "fraction", "postprocess.whole_image?": "bool", "postprocess.window?": "count",
+    "postprocess.resize?": "count", "postprocess.max_ships?": "count", "gate?": "object|null",
+}
+GATE_MANIFEST_JSON = {"gate.file": "text", "gate.image_size": "size", "gate.threshold": "fraction",
+                      "gate.input.shape": "shape", "gate.output.shape": "shape"}
+
+
 def _read_manifest(folder: Path) -> dict:
-    try:
-        manifest = json.loads((folder / MANIFEST).read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelFileError(f"{str(folder / MANIFEST)!r} is unreadable ({exc}): not written by "
-                             "`shiptoolkit export`.") from None
-    if not isinstance(manifest, dict) or manifest.get("format") not in FORMATS or "segmenter" not in manifest:
-        raise ModelFileError(f"{str(folder / MANIFEST)!r} is not a shiptoolkit export manifest "
-                             f"(format one of {', '.join(FORMATS)}, a segmenter).")
+    fix = f"It is written by `shiptoolkit export`: export the run again (--overwrite replaces {str(folder)!r})."
+    manifest = read_json(folder / MANIFEST, MANIFEST_JSON, fix, ModelFileError)
+    if manifest["format"] not in FORMATS:
+        raise ModelFileError(f"{folder / MANIFEST} is damaged: its 'format' is {manifest['format']!r}, not one of "
+                             f"{', '.join(FORMATS)}. {fix}")
+    if not manifest["segmenter"]["output"]["shape"]:
+        raise ModelFileError(f"{folder / MANIFEST} is damaged: its 'segmenter.output.shape' is empty. {fix}")
+    if manifest.get("gate") is not None:
+        check_json(folder / MANIFEST, manifest, GATE_MANIFEST_JSON, fix, ModelFileError)
     return manifest
 
 

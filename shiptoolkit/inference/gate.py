@@ -13,7 +13,6 @@ scores what the segmenter earns on it. The combination with the best mean wins.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ import numpy as np
 from shiptoolkit.config import Config, overridden_keys
 from shiptoolkit.errors import ConfigError
 from shiptoolkit.inference.replicas import forward, spread
+from shiptoolkit.jsonfiles import read_json
 from shiptoolkit.models.saving import load_model
 from shiptoolkit.rundir import RunDir
 
@@ -68,13 +68,26 @@ def load_gate(config: Config, model_dir: str | Path) -> Gate | None:
         raise ConfigError(f"The config has a [classifier] ({c.name!r}) but {str(run.path)!r} has no "
                           f"{run.classifier.name}: train it (`shiptoolkit train CONFIG`), or run without the gate "
                           "(--set classifier.name='').")
-    info = json.loads(run.gate.read_text()) if run.gate.is_file() else {}
+    info = read_gate_json(run)
     threshold = float(info.get("threshold", c.threshold))
     tuned = run.read_tuned()
     if tuned and tuned.get("classifier_threshold") is not None and c.tune_threshold \
             and "classifier.threshold" not in overridden_keys(config):
         threshold = float(tuned["classifier_threshold"])  # chosen with the segmenter's settings, on validation
     return Gate(load_model(run.classifier), c.image_size, threshold, info=info)
+
+
+# gate.json as classifier training writes it (`shiptoolkit.training.gate`).
+GATE_JSON = {"threshold": "fraction", "image_size?": "size", "classifier?": "text", "tuned_in?": "text|null",
+             "init_from?": "text"}
+
+
+def read_gate_json(run: RunDir) -> dict:
+    """A run's gate.json, its keys checked ({} when there is none)."""
+    if not run.gate.is_file():
+        return {}
+    return read_json(run.gate, GATE_JSON, "Classifier training writes it with the config's classifier.threshold: "
+                     "delete it to use that threshold.")
 
 
 def gated_scores(rows: list[dict], probabilities: np.ndarray, threshold: float) -> np.ndarray:

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from shiptoolkit.errors import ConfigError
+from shiptoolkit.errors import ConfigError, require_tensorflow_backend
 
 STRATEGIES = ("default", "mirrored")
 
@@ -103,6 +103,7 @@ def spread(model: Any, strategy: str, say: Callable[[str], Any] | None = None) -
     Raises:
         ConfigError: an unknown strategy, or "mirrored" for a model that is not a Keras model
             (an export runs with its own runtime, on one device).
+        BackendError: "mirrored" while Keras runs on another backend than TensorFlow.
     """
     if strategy not in STRATEGIES:
         raise ConfigError(f"predict.strategy must be one of {list(STRATEGIES)}. Received: {strategy!r}")
@@ -113,6 +114,8 @@ def spread(model: Any, strategy: str, say: Callable[[str], Any] | None = None) -
         return MirroredModel(model, own)  # its variables are on the replicas already
     if strategy == "default":
         return model
+    require_tensorflow_backend('predict.strategy = "mirrored" (tf.distribute)',
+                               "Use --set predict.strategy=default (one device)")
     if not hasattr(model, "get_weights") or not hasattr(model, "distribute_strategy"):
         raise ConfigError(f"predict.strategy = \"mirrored\" spreads a Keras model over devices, but "
                           f"{getattr(model, 'name', type(model).__name__)!r} is not one (an export runs with its "

@@ -23,11 +23,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from shiptoolkit.errors import ConfigError, DataError
+from shiptoolkit.jsonfiles import read_json
 
 FORMAT = 1  # version of the sidecar's layout
 ASSIGNMENT = "sha256(ImageId) mod N"  # recorded in the sidecar: how images were assigned
 SIDECAR_SUFFIX = ".shard.json"
-_REQUIRED = ("shard", "of", "images", "total_images", "image_list_sha256", "image_size", "submission_sha256")
+# The sidecar's keys that merging uses, and what each holds (see `shiptoolkit.rundir.read_json`).
+SIDECAR_JSON = {"shard": "size", "of": "size", "images": "count", "total_images": "count",
+                "image_list_sha256": "text", "image_size": "size", "submission_sha256": "text"}
 
 Item = TypeVar("Item")
 
@@ -94,6 +97,25 @@ def sidecar_path(submission: str | Path) -> Path:
     return submission.with_name(submission.stem + SIDECAR_SUFFIX)
 
 
+def check_sidecar_free(submission: str | Path) -> None:
+    """Refuse when the sidecar's place holds a file that is not a shard description (a user's file).
+
+    Raises:
+        DataError: naming the file, before anything is predicted or written.
+    """
+    path = sidecar_path(submission)
+    if not path.exists() and not path.is_symlink():
+        return
+    try:
+        info = json.loads(path.read_text()) if path.is_file() and not path.is_symlink() else None
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+        info = None
+    if not (isinstance(info, dict) and "shiptoolkit_shard" in info):
+        raise DataError(f"{path} exists and is not a shard description written by `shiptoolkit predict --shard`, "
+                        f"but the shard description of {Path(submission).name!r} goes there: move that file away, or "
+                        "choose another --out. Nothing was written.")
+
+
 def write_sidecar(submission: str | Path, shard: Shard, part_ids: Sequence[str], all_ids: Sequence[str],
                   image_size: int, source: str = "") -> Path:
     """Describe the part `submission` (already written) in its sidecar, atomically; returns its path."""
@@ -119,14 +141,11 @@ def read_sidecar(submission: str | Path) -> dict[str, Any] | None:
     path = sidecar_path(submission)
     if not path.is_file():
         return None
-    try:
-        info = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DataError(f"{str(path)!r} is not valid JSON ({exc}); it should be the shard description that "
-                        f"`shiptoolkit predict --shard` wrote beside {Path(submission).name!r}.") from None
-    missing = [key for key in _REQUIRED if not isinstance(info, dict) or key not in info]
-    if missing:
-        raise DataError(f"{str(path)!r} is not a shard description written by `shiptoolkit predict --shard` "
-                        f"(missing {', '.join(missing)}). Rerun that shard's predict, or delete the file and "
-                        "merge with --images FOLDER instead.")
+    fix = (f"It should be the shard description that `shiptoolkit predict --shard` wrote beside "
+           f"{Path(submission).name!r}: rerun that shard's predict, or delete the file and merge with --images "
+           "FOLDER instead.")
+    info = read_json(path, SIDECAR_JSON, fix, DataError)
+    if info["shard"] > info["of"]:
+        raise DataError(f"{path} is damaged: its 'shard' {info['shard']} is above its 'of' {info['of']} (shards "
+                        f"are numbered 1..of). {fix}")
     return info

@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from shiptoolkit.config import Config
+from shiptoolkit.config import Config, as_config
 from shiptoolkit.data.source import DataSplits, data_splits
-from shiptoolkit.errors import ConfigError
+from shiptoolkit.errors import ArgumentError, ConfigError
 from shiptoolkit.inference.gate import Gate, load_gate
 from shiptoolkit.inference.prediction import (
     PredictSettings,
@@ -20,11 +20,20 @@ from shiptoolkit.inference.prediction import (
     index_items,
     predict_labels,
 )
-from shiptoolkit.inference.sharding import Shard, parse_shard, write_sidecar
+from shiptoolkit.inference.sharding import Shard, check_sidecar_free, parse_shard, write_sidecar
 from shiptoolkit.inference.submission import SubmissionWriter, write_submission
 from shiptoolkit.models.checks import check_segmentation_model
 from shiptoolkit.models.saving import load_model
 from shiptoolkit.rundir import RunDir
+
+
+def model_argument(model: Any, function: str) -> None:
+    """Refuse a `model` argument that is neither a model file's path nor a model object (None, a number)."""
+    if isinstance(model, str | Path) or callable(getattr(model, "predict_on_batch", None)):
+        return
+    raise ArgumentError(f"{function}() got model={model!r}: model must be a trained segmenter, the path of a .keras "
+                        "file (e.g. a run's best.keras), a keras.Model or an exported model (anything with "
+                        "predict_on_batch).")
 
 
 def checked_model(model, config: Config):
@@ -91,6 +100,8 @@ def predict_stage(config: Config, model, run_dir: str | Path, progress: bool = T
     `tuned` (postprocess.json's content) replaces the one beside the model: an ensemble's
     (`shiptoolkit.ensembles`) is re-tuned for it, since a model object carries none.
     """
+    config = as_config(config, "predict")  # a path or a dict too, as run() takes it
+    model_argument(model, "predict")
     shard = parse_shard(shard) if shard is not None else None
     p, data = config.settings.predict, config.settings.data
     source = images or p.images
@@ -104,6 +115,8 @@ def predict_stage(config: Config, model, run_dir: str | Path, progress: bool = T
         items = shard.select(items)
     path = Path(out) if out else RunDir(run_dir).submission(p.out)
     SubmissionWriter(path, overwrite)  # refuses an existing file before the model is even loaded
+    if shard is not None:
+        check_sidecar_free(path)  # never write over a user's file that happens to bear the sidecar's name
     settings = PredictSettings.from_config(config, tuned if tuned is not None else tuned_beside(model))
     gate = gate_for(config, model, gate)
     skipped: list = []

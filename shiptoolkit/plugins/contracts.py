@@ -13,24 +13,95 @@ from typing import Any
 
 import numpy as np
 
-from shiptoolkit.errors import ConfigError, PluginError, ShiptoolkitError
-from shiptoolkit.plugins import get_registry
+from shiptoolkit.errors import ArgumentError, ConfigError, PluginError, ShiptoolkitError
+from shiptoolkit.plugins import KINDS, get_registry
 
 PAIRS_CHECKED = 2  # the first pairs of an epoch: enough to catch a wrong dtype, size or channel count
 
 
 def build_component(kind: str, name: str, *args: Any, **params: Any) -> Any:
-    """`get_registry(kind).create(name, ...)`, naming the component and its plugin when it raises."""
+    """`get_registry(kind).create(name, ...)`, naming the component and its plugin when it raises or
+    returns something its kind's contract does not allow (`EXPECTED`); samplers are checked by
+    `check_sampler`, callbacks by `build_callbacks`."""
     registry = get_registry(kind)
     component = registry.get(name)
+    _check_input_shape(kind, name, params)
     try:
-        return registry.create(name, *args, **params)
+        built = registry.create(name, *args, **params)
     except ShiptoolkitError:
         raise
     except Exception as exc:
         shown = ", ".join(f"{k}={v!r}" for k, v in params.items() if k not in registry.reserved and k != "index")
         raise PluginError(f"{kind} {name!r} (plugin {component.plugin!r}) failed to build with "
                           f"{shown or 'no parameters'}: {type(exc).__name__}: {exc}") from exc
+    problem = _result_problem(kind, built, params)
+    if problem:
+        raise PluginError(f"{kind} {name!r} (plugin {component.plugin!r}) returned {problem}. Expected "
+                          f"{EXPECTED[kind]} (see the {KINDS[kind][0]} hook).")
+    return built
+
+
+# What each kind's factory returns (the hooks' contracts, `shiptoolkit.plugins.hookspecs`).
+EXPECTED = {
+    "loss": "a keras.losses.Loss or a function (y_true, y_pred) -> scalar",
+    "backbone": "a keras.Model mapping (None, H, W, 3) images to (None, H, W, classes) sigmoid masks",
+    "classifier": "a keras.Model mapping (None, H, W, 3) images to (None, 1): one ship probability per image",
+    "metric": 'an object with `usage` (a set of "train" / "evaluate"), keras_metric() for "train" and '
+              'evaluator() for "evaluate"',
+}
+
+
+def _check_input_shape(kind: str, name: str, params: dict[str, Any]) -> None:
+    shape = params.get("input_shape", ())
+    if kind not in ("backbone", "classifier") or "input_shape" not in params:
+        return
+    sides_ok = isinstance(shape, (tuple, list)) and len(shape) == 3 and all(
+        s is None or (isinstance(s, int) and not isinstance(s, bool) and s > 0) for s in shape)
+    if not sides_ok:
+        raise ArgumentError(f"{kind} {name!r}: input_shape must be (height, width, 3), e.g. (256, 256, 3) (None "
+                            f"for a side left to the images). Received: input_shape={shape!r}")
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return f"{type(value).__name__} {text if len(text) <= 60 else text[:57] + '...'}"
+
+
+def _result_problem(kind: str, built: Any, params: dict[str, Any]) -> str | None:
+    """Why `built` breaks its kind's contract (the start of a sentence), or None."""
+    if kind == "loss":
+        return None if callable(built) else f"{_shown(built)}, which is not callable"
+    if kind == "metric":
+        return _metric_problem(built)
+    if kind not in ("backbone", "classifier"):
+        return None
+    import keras  # only backbones and classifiers get here: Keras is loaded for them anyway
+
+    if not isinstance(built, keras.Model):
+        return f"{_shown(built)}, not a keras.Model"
+    try:
+        inputs, outputs = tuple(built.input_shape), tuple(built.output_shape)
+    except (AttributeError, ValueError, RuntimeError, TypeError):  # unbuilt or with several inputs/outputs
+        return None
+    if kind == "classifier":
+        return None if outputs == (None, 1) else f"a keras.Model with output shape {outputs}, not (None, 1)"
+    classes = params.get("classes", 1)
+    sides = list(zip(inputs[1:3], outputs[1:3], strict=False))  # None: a side left to the images
+    if len(outputs) != 4 or any(None not in side and side[0] != side[1] for side in sides):
+        return f"a keras.Model mapping {inputs} to {outputs}, not to (None, H, W, {classes}) masks of the input's size"
+    if outputs[-1] is not None and outputs[-1] != classes:
+        return f"a keras.Model with {outputs[-1]} output channel(s), not classes={classes}"
+    return None
+
+
+def _metric_problem(built: Any) -> str | None:
+    usage = getattr(built, "usage", None)
+    if not isinstance(usage, (set, frozenset, list, tuple)) or not usage or not set(usage) <= {"train", "evaluate"}:
+        return f"{_shown(built)}, whose usage is {usage!r}"
+    for needed, method in (("train", "keras_metric"), ("evaluate", "evaluator")):
+        if needed in usage and not callable(getattr(built, method, None)):
+            return f"{_shown(built)}, whose usage names {needed!r} but which has no {method}()"
+    return None
 
 
 def build_callbacks(config: Any, run_dir: str | Path, stage: str) -> list:

@@ -6,8 +6,10 @@ components (`synth`, `data check`) never import TensorFlow.
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import importlib.util
+import inspect
 import os
 import sys
 from collections.abc import Callable
@@ -75,8 +77,14 @@ def load_installed_plugins() -> None:
         try:
             pm.load_setuptools_entrypoints("shiptoolkit")
         except Exception as exc:  # a broken installed plugin must name itself
-            raise PluginError(f"An installed shiptoolkit plugin failed to load: {exc!r}. "
+            raise PluginError(f"An installed shiptoolkit plugin failed to load: {exc!r}. {KNOWN_HOOKS}. "
                               "Set SHIPTOOLKIT_LOAD_PLUGINS='' to start without plugins.") from exc
+        for plugin, dist in pm.list_plugin_distinfo():  # a misspelled hook loads in pluggy, and does nothing
+            problem = hook_problem(plugin, pm.get_name(plugin) or repr(plugin))
+            if problem:
+                pm.unregister(plugin)
+                raise PluginError(f"{problem} (installed by {dist.project_name}; SHIPTOOLKIT_LOAD_PLUGINS='' starts "
+                                  "without installed plugins).")
         return
     from importlib.metadata import entry_points
 
@@ -84,9 +92,10 @@ def load_installed_plugins() -> None:
     for ep in entry_points(group="shiptoolkit"):
         if (ep.dist is not None and ep.dist.name in names or ep.name in names) and pm.get_plugin(ep.name) is None:
             try:
-                pm.register(ep.load(), name=ep.name)
+                loaded = ep.load()
             except Exception as exc:
                 raise PluginError(f"Plugin {ep.name!r} failed to load: {exc!r}") from exc
+            _register(loaded, ep.name)
 
 
 def hook_implementations(hook_name: str) -> list[tuple[str, Callable[..., Any]]]:
@@ -140,7 +149,10 @@ def load_local_plugin(spec: str, base_dir: Path | None = None) -> str:
         if not path.is_absolute() and base_dir is not None:
             path = base_dir / path
         if not path.is_file():
-            raise PluginError(f"Plugin file {spec!r} not found (looked at {path}).")
+            base = "" if Path(spec).is_absolute() else (
+                f": a relative [plugins] path is relative to the config file's folder, {base_dir}" if base_dir
+                else f": a relative --plugin path is relative to the working directory, {Path.cwd()}")
+            raise PluginError(f"Plugin file {spec!r} not found (looked at {path.absolute()}{base}).")
         name = local_plugin_name(spec, base_dir)
         if pm.get_plugin(name) is not None:
             return name
@@ -155,7 +167,7 @@ def load_local_plugin(spec: str, base_dir: Path | None = None) -> str:
             module = getattr(module, attr) if attr else module
         except Exception as exc:
             raise PluginError(f"Plugin {spec!r} failed to import: {exc!r}") from exc
-    pm.register(module, name=name)
+    _register(module, name)
     invalidate()
     return name
 
@@ -173,11 +185,78 @@ def _import_file(path: Path, name: str) -> ModuleType:
 
 
 def register_plugin(plugin: object, name: str | None = None) -> str:
-    """Register an in-process plugin object (module or class with hookimpls); returns its name."""
+    """Register an in-process plugin object (module or class with hookimpls); returns its name.
+
+    Raises:
+        PluginError: `plugin` is None, or one of its hooks is unknown (misspelled), takes arguments
+            its hook does not pass, or lacks `@shiptoolkit.hookimpl`; nothing is registered then.
+    """
+    if plugin is None:
+        raise PluginError("register_plugin() got None: pass a module, class or object whose hook functions are "
+                          f"marked with @shiptoolkit.hookimpl. {KNOWN_HOOKS}.")
     load_plugins()
-    registered = pm.register(plugin, name=name)
+    registered = _register(plugin, name)
     invalidate()
-    return str(registered)
+    return registered
+
+
+# The hooks a plugin may implement, as a message ends: "Known hooks: register_samplers(register), ...".
+HOOKS = {name: [p for p in inspect.signature(getattr(hookspecs, name)).parameters]
+         for name in dir(hookspecs) if name.startswith("register_") and callable(getattr(hookspecs, name))}
+KNOWN_HOOKS = "Known hooks: " + ", ".join(f"{name}({', '.join(args)})" for name, args in HOOKS.items())
+
+
+def _register(plugin: object, name: str | None) -> str:
+    """`pm.register`, refusing (before anything is registered) a plugin whose hooks are wrong."""
+    shown = name or pm.get_canonical_name(plugin)
+    problem = hook_problem(plugin, shown)
+    if problem:
+        raise PluginError(f"{problem}.")
+    try:
+        return str(pm.register(plugin, name=name))
+    except pluggy.PluginValidationError as exc:  # what hook_problem does not foresee
+        raise PluginError(f"Plugin {shown!r} has a hook shiptoolkit cannot call: {exc}. {KNOWN_HOOKS}.") from None
+
+
+def hook_problem(plugin: object, name: str) -> str | None:
+    """Why `plugin`'s hooks cannot work, or None: an implementation of a hook that does not exist (a
+    typo pluggy would keep silently), one taking arguments its hook does not pass, or a function
+    named like a hook without `@shiptoolkit.hookimpl` (pluggy ignores it). The message names the
+    plugin, the hook and the known hooks."""
+    for attr in dir(plugin):
+        try:
+            opts = pm.parse_hookimpl_opts(plugin, attr)
+            function = getattr(plugin, attr)
+        except Exception:  # an attribute that cannot be read is no hook
+            continue
+        if opts is None:
+            if attr in HOOKS and callable(function) and _defined_by(function, plugin):
+                return (f"Plugin {name!r}: {attr}() is not marked with @shiptoolkit.hookimpl, so it is never "
+                        f"called. Decorate it. {KNOWN_HOOKS}")
+            continue
+        hook = opts.get("specname") or attr
+        if hook not in HOOKS:
+            close = difflib.get_close_matches(hook, list(HOOKS), n=1)
+            tip = f" Did you mean {close[0]!r}?" if close else ""
+            return f"Plugin {name!r} implements the unknown hook {hook!r}.{tip} {KNOWN_HOOKS}"
+        try:
+            args = [p for p in inspect.signature(function).parameters]
+        except (TypeError, ValueError):
+            continue
+        args = args[1:] if args[:1] in (["self"], ["cls"]) else args  # a class's own (unbound) function
+        extra = [a for a in args if a not in HOOKS[hook]]
+        if extra:
+            return (f"Plugin {name!r}: its {hook}({', '.join(args)}) takes {', '.join(map(repr, extra))}, which the "
+                    f"hook does not pass: the hook is {hook}({', '.join(HOOKS[hook])}) (an implementation may take "
+                    f"fewer arguments, not others). {KNOWN_HOOKS}")
+    return None
+
+
+def _defined_by(function: Any, plugin: object) -> bool:
+    """Whether a module plugin defines `function` itself (not imports it); always for a class or an object."""
+    if not isinstance(plugin, ModuleType):
+        return True
+    return getattr(function, "__module__", None) == plugin.__name__
 
 
 def unregister_plugin(name: str) -> None:

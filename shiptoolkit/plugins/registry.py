@@ -47,6 +47,8 @@ class Range:
     def __contains__(self, value: Any) -> bool:
         if value in self.also:
             return True
+        if value != value:  # NaN (TOML's `nan`) compares false to every bound: in no range
+            return False
         if self.low is not None and (value <= self.low if self.low_open else value < self.low):
             return False
         return self.high is None or (value < self.high if self.high_open else value <= self.high)
@@ -257,7 +259,7 @@ class Registry:
         known = self.names()
         hint = difflib.get_close_matches(str(name), known, n=1)
         tip = f" Did you mean {hint[0]!r}?" if hint else ""
-        return (f"Unknown {self.kind} {name!r}.{tip} Known {self.kind}s: "
+        return (f"Unknown {self.kind} {name!r}.{tip} Known {self.plural}: "
                 f"{', '.join(known) or '(none registered)'}. "
                 "Plugins add more: see `shiptoolkit plugins`.")
 

@@ -6,6 +6,7 @@ import numpy as np
 
 from shiptoolkit.data.airbus import AirbusIndex
 from shiptoolkit.plugins.registry import param_ranges
+from shiptoolkit.samplers.paste import ShipPaster
 from shiptoolkit.samplers.patches import PatchSampler
 
 EMPTY_TRIES = 12
@@ -29,7 +30,7 @@ def edge_strength(image: np.ndarray) -> np.ndarray:
 
 
 @param_ranges(ship_fraction=(0.0, 1.0), empty_from_ship_images=(0.0, 1.0), empty_on_edges=(0.0, 1.0),
-              patches_per_epoch=(0, None))
+              paste_ships=(0.0, 1.0), patches_per_epoch=(0, None))
 class MixedSampler(PatchSampler):
     """A `ship_fraction` of patches around ships; the rest empty sea, from empty images and ship-free areas.
 
@@ -48,14 +49,19 @@ class MixedSampler(PatchSampler):
             with probability growing with the edge strength, see `edge_strength`) instead of
             anywhere: hard negatives. Coastlines and piers cover ~1% of the sea a uniform draw
             sees, and an untrained eye for them is what fills a coast with "ships".
+        paste_ships: fraction of the ship patches made by pasting a real ship (cut from a training
+            image along its mask) onto an empty training image at a random place, the patch cut
+            around it: the same ships on open sea, land and cloud, so that "harbour => ship" cannot be
+            learnt (real ship images are mostly harbours, real empty ones mostly open sea). Needs
+            images without ships; see `shiptoolkit.samplers.paste`.
         patches_per_epoch: pairs per epoch (0 = the number of ships / ship_fraction).
         patches_per_image: consecutive patches cut from one image visit (decoded once).
         seed: seed of every random choice.
     """
 
     def __init__(self, index: AirbusIndex, patch_size: int = 128, ship_fraction: float = 0.5,
-                 empty_from_ship_images: float = 0.3, empty_on_edges: float = 0.0, patches_per_epoch: int = 0,
-                 patches_per_image: int = 4, seed: int = 0) -> None:
+                 empty_from_ship_images: float = 0.3, empty_on_edges: float = 0.0, paste_ships: float = 0.0,
+                 patches_per_epoch: int = 0, patches_per_image: int = 4, seed: int = 0) -> None:
         super().__init__(index, patch_size, patches_per_image, seed)
         if not 0.0 <= ship_fraction <= 1.0:
             raise ValueError(f"ship_fraction must be in [0, 1]. Received: ship_fraction={ship_fraction}")
@@ -64,6 +70,8 @@ class MixedSampler(PatchSampler):
                              f"Received: empty_from_ship_images={empty_from_ship_images}")
         if not 0.0 <= empty_on_edges <= 1.0:
             raise ValueError(f"empty_on_edges must be in [0, 1]. Received: empty_on_edges={empty_on_edges}")
+        if not 0.0 <= paste_ships <= 1.0:
+            raise ValueError(f"paste_ships must be in [0, 1]. Received: paste_ships={paste_ships}")
         if patches_per_epoch < 0:
             raise ValueError(f"patches_per_epoch must be >= 0. Received: patches_per_epoch={patches_per_epoch}")
         self.ship_ids, self.empty_ids = index.ship_ids, index.empty_ids
@@ -73,6 +81,11 @@ class MixedSampler(PatchSampler):
             raise ValueError("mixed needs images to cut empty patches from.")
         self.ship_fraction, self.empty_from_ship_images = ship_fraction, empty_from_ship_images
         self.empty_on_edges = empty_on_edges
+        if paste_ships > 0 and not self.empty_ids:
+            raise ValueError(f"paste_ships={paste_ships} pastes ships onto images without ships; this index has none. "
+                             "Set sampler.paste_ships = 0.")
+        self.paste_ships = paste_ships
+        self.paster = ShipPaster(index, self.load) if paste_ships > 0 and self.ship_ids else None
         ships = sum(index[i].n_ships for i in self.ship_ids)
         default = round(ships / ship_fraction) if ship_fraction > 0 else len(index)
         self.length = patches_per_epoch or max(1, default)
@@ -99,6 +112,8 @@ class MixedSampler(PatchSampler):
         kind, position = int(kinds[group]), int(images[group])
         rng = self.rng(epoch, i)
         if kind == 0:
+            if self.paster is not None and rng.random() < self.paste_ships:
+                return self.pasted_ship(rng)
             image_id = self.ship_ids[position]
             return self.crop(image_id, *self.window_around_ship(rng, image_id))
         on_edges = self.empty_on_edges > 0 and rng.random() < self.empty_on_edges
@@ -118,6 +133,14 @@ class MixedSampler(PatchSampler):
         if on_edges:
             return self.crop(image_id, *self.edge_window(rng, edge_strength(self.load(image_id)[0])))
         return self.crop(image_id, *self.random_window(rng))
+
+    def pasted_ship(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """A window around a real ship pasted onto a random empty image (see `paste_ships`)."""
+        image, mask = (a.copy() for a in self.load(self.empty_ids[int(rng.integers(len(self.empty_ids)))]))
+        image, mask, (row, col) = self.paster.paste_anywhere(rng, image, mask)
+        top, left = self.window_containing(rng, row, col)
+        window = (slice(top, top + self.patch_size), slice(left, left + self.patch_size))
+        return image[window].copy(), mask[window].copy()
 
     def edge_window(self, rng: np.random.Generator, edges: np.ndarray) -> tuple[int, int]:
         """Top-left of a window that contains a point drawn in proportion to `edges` (uniform if it is all 0)."""

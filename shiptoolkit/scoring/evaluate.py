@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from shiptoolkit.config import Config
+from shiptoolkit.config import Config, as_config
 from shiptoolkit.data.source import DataSplits
-from shiptoolkit.errors import ConfigError
+from shiptoolkit.errors import ConfigError, DataError
 from shiptoolkit.inference.gate import Gate, gate_report
 from shiptoolkit.inference.prediction import (
     TUNED_KEYS,
@@ -31,10 +31,10 @@ from shiptoolkit.inference.prediction import (
     index_items,
     predict_items,
 )
-from shiptoolkit.inference.stage import checked_model, first_n, gate_for, role_index, tuned_beside
+from shiptoolkit.inference.stage import checked_model, first_n, gate_for, model_argument, role_index, tuned_beside
 from shiptoolkit.inference.submission import SubmissionWriter
 from shiptoolkit.plots import plot_overlays
-from shiptoolkit.plugins import get_registry
+from shiptoolkit.plugins.contracts import build_component
 from shiptoolkit.rundir import RunDir
 from shiptoolkit.scoring.competition import KAGGLE_EMPTY_PRIOR, F2Accumulator, iou_matrix_from_labels
 
@@ -50,6 +50,7 @@ class EvaluateResult:
     metrics_path: Path | None = None
     plot_path: Path | None = None
     submission: Any = None
+    skipped: list = field(default_factory=list)  # `Problem`s of the unreadable images: not scored, in skipped.csv
 
     def table(self) -> str:
         m = self.metrics
@@ -62,7 +63,10 @@ class EvaluateResult:
             lines.append(f"f2 prior-weighted: {m['f2_prior_weighted']:.4f}   all-empty baseline: {prior:.4f}   "
                          f"(at {prior:.1%} empty images, as on Kaggle: the model {verdict} predicting nothing)")
         lines.append(f"  images: {m.get('source', '')}")
-        shown = ("f2", "f2_all_empty_baseline", "role", "source", "f2_prior_weighted", "empty_prior")
+        if m.get("skipped_images"):
+            lines.append(f"  not scored: {m['skipped_images']} unreadable image(s) (data.on_error = \"skip\"), e.g. "
+                         f"{self.skipped[0].image_id if self.skipped else '?'}; listed in skipped.csv")
+        shown = ("f2", "f2_all_empty_baseline", "role", "source", "f2_prior_weighted", "empty_prior", "skipped_images")
         for key, value in m.items():
             if key not in shown and isinstance(value, float):
                 lines.append(f"  {key:<28} {'n/a' if math.isnan(value) else f'{value:.4f}'}")
@@ -77,10 +81,9 @@ class EvaluateResult:
 
 def metric_evaluators(config: Config) -> dict[str, Any]:
     """The evaluators of metrics.evaluate, by name; a training-only metric there is refused."""
-    registry = get_registry("metric")
     evaluators = {}
     for name in config.settings.metrics.evaluate:
-        component = registry.create(name)
+        component = build_component("metric", name)  # its result checked
         if "evaluate" not in component.usage:
             raise ConfigError(f"metrics.evaluate: {name!r} is a training-only metric.")
         evaluators[name] = component.evaluator()
@@ -116,7 +119,7 @@ class Evaluation:
         self.role, self.source, self.tuned = role, source, tuned
         self.rows: list[dict] = []
         self._evaluators = dict(evaluators)
-        self._f2 = self._evaluators.get("f2") or get_registry("metric").create("f2").evaluator()
+        self._f2 = self._evaluators.get("f2") or build_component("metric", "f2").evaluator()
         if isinstance(getattr(self._f2, "accumulator", None), F2Accumulator):
             self._f2.accumulator.empty_prior = empty_prior  # f2_prior_weighted weighs to data.empty_prior
         self._scans = {(float(t), int(a)): F2Accumulator() for t, a in grid} if len(grid) > 1 else {}
@@ -249,31 +252,56 @@ def evaluate(config: Config, model: Any, run_dir: str | Path | None = None, inde
         tuned: post-processing chosen on validation (default: postprocess.json beside the model
             file); f2 is then also reported with the config's own settings (`f2_with_defaults`).
     """
+    config = as_config(config, "evaluate")  # a path or a dict too, as run() takes it
+    model_argument(model, "evaluate")
     index, role, source = _evaluation_images(config, index, splits, progress)
     tuned = tuned if tuned is not None else tuned_beside(model)
     evaluators = metric_evaluators(config)  # a training-only metric is refused before anything loads
     gate = gate_for(config, model, gate)
     scores = Evaluation.from_config(config, gate, tuned, evaluators, role, source)
-    model, screening = checked_model(model, config), scores.screening
+    model = checked_model(model, config)
     writer = SubmissionWriter(submission) if submission else None
     with writer or contextlib.nullcontext():
-        for p in predict_items(model, index_items(index), scores.settings, progress=progress, gate=screening or gate,
-                               on_error=config.settings.data.on_error, skip_rejected=screening is not None):
-            true = index.labels(p.image_id)
-            pred = scores.labels(true, p.prob, p.seam, p.ship_probability)
-            if writer is not None:
-                writer.write(p.image_id, None if p.prob is None else pred)
-            scores.update(p.image_id, true, pred, p.prob, p.seam, p.ship_probability)
+        skipped = _score(scores, model, index, writer, config.settings.data.on_error, progress)
     result = scores.result()
     result.submission = writer.summary if writer is not None else None
+    result.skipped = skipped
+    if skipped:
+        result.metrics["skipped_images"] = len(skipped)
     if run_dir is not None:
         _write(result, RunDir(run_dir), scores, model, index, config.settings.evaluate.plot_examples)
     return result
 
 
+def _score(scores: Evaluation, model, index, writer: SubmissionWriter | None, on_error: str, progress: bool) -> list:
+    """Predict and score every image of `index`; the `Problem`s of the unreadable ones (data.on_error = "skip").
+
+    An unreadable image gets its empty row in the submission but no score: scoring it as predicted
+    empty would count a correct answer on an image never seen (f2 1.0 on an empty one).
+    """
+    screening, skipped = scores.screening, []
+    for p in predict_items(model, index_items(index), scores.settings, progress=progress, gate=screening or scores.gate,
+                           on_error=on_error, skip_rejected=screening is not None, problems=skipped):
+        if p.image is None:  # unreadable, skipped
+            if writer is not None:
+                writer.write(p.image_id, None)
+            continue
+        true = index.labels(p.image_id)
+        pred = scores.labels(true, p.prob, p.seam, p.ship_probability)
+        if writer is not None:
+            writer.write(p.image_id, pred)
+        scores.update(p.image_id, true, pred, p.prob, p.seam, p.ship_probability)
+    if skipped and not scores.rows:
+        raise DataError(f"None of the {len(skipped)} images to evaluate could be read, e.g. {skipped[0].message} "
+                        "Nothing was scored.")
+    return skipped
+
+
 def _write(result: EvaluateResult, run: RunDir, scores: Evaluation, model, index, plot_examples: int) -> None:
     """metrics.json (metrics, scan, best, tuned and used settings, per-image rows) and examples.png."""
     result.metrics_path = run.metrics
+    if result.skipped:
+        run.write_skipped(result.skipped, append=True)  # beside the images training left out, if any
     run.metrics.write_text(json.dumps({"metrics": result.metrics, "scan": result.scan, "best": result.best,
                                        "tuned": scores.tuned, "settings": scores.settings.__dict__,
                                        "per_image": result.per_image}, indent=2, default=float))

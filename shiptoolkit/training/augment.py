@@ -9,37 +9,15 @@ the same whatever the number of loading threads. Validation data is never augmen
 
 from __future__ import annotations
 
-import difflib
 import random
 import threading
 from typing import Any
 
 import numpy as np
 
+from shiptoolkit.config.transforms import build_transform as _build_one  # the same checks as config loading
+from shiptoolkit.config.transforms import transform_classes as _transform_classes
 from shiptoolkit.errors import ConfigError
-
-
-def _transform_classes() -> dict[str, type]:
-    import albumentations as A
-
-    return {name: obj for name, obj in vars(A).items()
-            if isinstance(obj, type) and issubclass(obj, A.BasicTransform) and not name.startswith("_")}
-
-
-def _build_one(spec: dict[str, Any], position: int, classes: dict[str, type]):
-    if not isinstance(spec, dict) or "name" not in spec:
-        raise ConfigError(f"augment.transforms[{position}] must be a table with a name, e.g. "
-                          f"{{name = \"HorizontalFlip\", p = 0.5}}. Received: {spec!r}")
-    params = dict(spec)
-    name = params.pop("name")
-    if name not in classes:
-        hint = difflib.get_close_matches(str(name), classes, n=1)
-        tip = f" Did you mean {hint[0]!r}?" if hint else ""
-        raise ConfigError(f"augment.transforms[{position}]: unknown albumentations transform {name!r}.{tip}")
-    try:
-        return classes[name](**params)
-    except Exception as exc:  # albumentations validates with pydantic: re-raise with the position
-        raise ConfigError(f"augment.transforms[{position}] ({name}): invalid parameters {params}: {exc}") from None
 
 
 class Augmenter:

@@ -35,7 +35,8 @@ def train_classifier(config: Config, run_dir: str | Path, train_index, val_index
     source model's variables are plain ones), matched by layer name and shape."""
     s = config.settings
     c, seed, run = s.classifier, s.run.seed, RunDir(run_dir)
-    sampler = FullImageSampler(train_index, c.image_size, 1.0 - c.ship_fraction, seed=seed + 3, cache_images=1024)
+    sampler = FullImageSampler(train_index, c.image_size, 1.0 - c.ship_fraction, seed=seed + 3, cache_images=1024,
+                               paste_ships=c.paste_ships)
     on_error, workers = s.data.on_error, s.train.workers
     train_batches = ShipLabelBatches(sampler, c.batch_size, build_augment(s.augment.transforms, seed),
                                      c.steps_per_epoch or None, workers, on_error)

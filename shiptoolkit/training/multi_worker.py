@@ -14,6 +14,10 @@ Three things make Keras 3's `fit` work under that strategy, and keep every worke
   takes the same checkpoint, early-stopping and learning-rate decisions on the same number.
 
 The strategy must exist before TensorFlow runs anything: `strategy()` creates it once per process.
+
+TensorFlow is imported inside the functions that use it: on another Keras backend (`KERAS_BACKEND=jax`)
+train.strategy = "default" trains on one device with no TensorFlow (`NoStrategy`), and "mirrored" or
+"multi_worker" raise `BackendError`, which names the fix.
 """
 
 from __future__ import annotations
@@ -26,17 +30,31 @@ import weakref
 from pathlib import Path
 
 import keras
-import tensorflow as tf
 
-from shiptoolkit.errors import ShiptoolkitError
+from shiptoolkit.errors import ShiptoolkitError, require_tensorflow_backend
 from shiptoolkit.rundir import RunDir, RunFailed
 
 _state: dict[str, object] = {}
 
 
+class NoStrategy:
+    """train.strategy = "default" on a backend other than TensorFlow: one device, a scope that does nothing."""
+
+    def scope(self):
+        return contextlib.nullcontext()
+
+
 def strategy(name: str):
     """TensorFlow's engine for `train.strategy`: 'default', 'mirrored' or 'multi_worker' (one per
-    process, created on first use: collective ops must be configured before any other TF op)."""
+    process, created on first use: collective ops must be configured before any other TF op).
+    On another Keras backend: `NoStrategy` for 'default'; the others raise `BackendError`."""
+    if keras.backend.backend() != "tensorflow":
+        if name == "default":
+            return NoStrategy()
+        require_tensorflow_backend(f'train.strategy = "{name}" (tf.distribute)',
+                                   "Use train.strategy = \"default\" (one device)")
+    import tensorflow as tf
+
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
     if name != "multi_worker":
@@ -54,10 +72,16 @@ def strategy(name: str):
 
 
 def is_multi_worker(distribution) -> bool:
+    if distribution is None or isinstance(distribution, NoStrategy):
+        return False
+    import tensorflow as tf
+
     return isinstance(distribution, tf.distribute.MultiWorkerMirroredStrategy)
 
 
 def _first_local(value, distribution):
+    import tensorflow as tf
+
     if isinstance(value, tf.distribute.DistributedValues):
         return distribution.experimental_local_results(value)[0]
     return value
@@ -114,6 +138,8 @@ class AverageAcrossWorkers(keras.callbacks.Callback):
         self.distribution = distribution
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        import tensorflow as tf
+
         variables = [v for v in self.model.non_trainable_variables if "float" in str(v.dtype)]
         if not variables:
             return
@@ -130,6 +156,8 @@ def share_from_chief(distribution, values: list[float], is_chief: bool) -> list[
     """The chief's `values` on every worker (one all-reduce: the others contribute zeros).
 
     Every worker must call it at the same point (a collective operation)."""
+    import tensorflow as tf
+
     mine = tf.constant(values if is_chief else [0.0] * len(values), tf.float64)
     return [float(v) for v in distribution.reduce("SUM", mine, axis=None).numpy()]
 
@@ -156,7 +184,8 @@ def scratch_run(index: int, resume: str | Path | None = None):
     scratch = Path(tempfile.mkdtemp(prefix=f"shiptoolkit-worker{index}-"))
     try:
         if resume is not None:
-            shutil.copytree(resume, scratch / "run", ignore=shutil.ignore_patterns(RunDir(resume).tensorboard.name))
+            run = RunDir(resume)  # the chief's lock stays the chief's
+            shutil.copytree(resume, scratch / "run", ignore=shutil.ignore_patterns(run.tensorboard.name, run.lock.name))
         yield scratch / "run"
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -169,10 +198,16 @@ class WorkerLost(RunFailed):
 @contextlib.contextmanager
 def lost_worker_marks(run: RunDir):
     """Turns TensorFlow's errors for a lost worker (its heartbeat stopped, a collective timed out)
-    into `WorkerLost`, with the run marked failed and the command that resumes it."""
+    into `WorkerLost`, with the run marked failed and the command that resumes it. (Other backends have no
+    workers to lose: nothing is caught there.)"""
+    lost: tuple[type[BaseException], ...] = ()
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        lost = (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.AbortedError)
     try:
         yield
-    except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.AbortedError) as exc:
+    except lost as exc:
         lines = str(exc).strip().splitlines()
         first = (lines[0] if lines else type(exc).__name__)[:300]
         run.mark("failed", f"a worker was lost: {first}")

@@ -17,16 +17,15 @@ from pathlib import Path
 
 import keras
 
-from shiptoolkit.config import Config, load_config, load_plugins_of
+from shiptoolkit.config import Config, as_config, load_config, load_plugins_of
 from shiptoolkit.data.airbus import Problem
-from shiptoolkit.data.source import DataSplits, data_splits, stratified_subset
+from shiptoolkit.data.source import DataSplits, check_data_config, data_splits, stratified_subset
 from shiptoolkit.errors import ConfigError, ShiptoolkitError
 from shiptoolkit.inference.gate import Gate, load_gate
 from shiptoolkit.inference.prediction import PredictSettings
 from shiptoolkit.models.init_weights import check_init_from, init_model_from
 from shiptoolkit.models.saving import load_model
 from shiptoolkit.plots import plot_history
-from shiptoolkit.plugins import get_registry
 from shiptoolkit.plugins.contracts import build_callbacks, build_component, check_sampler
 from shiptoolkit.rundir import RunDir, RunFailed
 from shiptoolkit.training import multi_worker
@@ -115,14 +114,16 @@ def compile_model(model, config: Config, total_steps: int = 0) -> None:
     s = config.settings
     metrics = []
     for metric_name in s.metrics.train:
-        component = get_registry("metric").create(metric_name)
+        component = build_component("metric", metric_name)  # its result checked
         if "train" not in component.usage:
             raise ConfigError(f"metrics.train: {metric_name!r} is an evaluation-only metric; "
                               "put it in metrics.evaluate.")
         metrics.append(component.keras_metric())
     optimizer = type(keras.optimizers.get(s.train.optimizer))(learning_rate=learning_rate(config, total_steps))
+    # On JAX every step is XLA-compiled (jax.jit) whatever train.jit_compile says: without it JAX runs op by op.
+    jit = s.train.jit_compile or keras.backend.backend() == "jax"
     model.compile(optimizer=optimizer, loss=build_component("loss", s.loss.name, **s.loss.params),
-                  metrics=metrics, jit_compile=s.train.jit_compile)
+                  metrics=metrics, jit_compile=jit)
 
 
 def distribution_strategy(name: str):
@@ -142,7 +143,7 @@ def precision_policy(mixed: bool):
 
 
 def open_run(config: Config | None, run_dir: str | Path | None = None, resume: str | Path | None = None,
-             overrides: list[str] | None = None) -> tuple[Config, RunDir, dict]:
+             overrides: list[str] | None = None, accept_config_changes: bool = False) -> tuple[Config, RunDir, dict]:
     """(config, run directory, saved state) for a new run or a resumed one.
 
     A resume is checked before anything in its directory changes: the overrides may only steer
@@ -153,21 +154,34 @@ def open_run(config: Config | None, run_dir: str | Path | None = None, resume: s
         run.path.mkdir(parents=True, exist_ok=True)
         return config, run, {}
     run = RunDir(resume)
-    saved = run.check_resumable(overrides or [])  # reads only: a worker that is not the chief calls it too
+    saved = run.check_resumable(overrides or [], accept_config_changes)  # reads only: every worker calls it
+    if saved.get("stages") and "train" not in saved["stages"]:
+        raise ShiptoolkitError(f"{run.path} ran {', '.join(saved['stages'])} with a given model: it has nothing to "
+                               f"train. Finish its stages with `shiptoolkit run --resume {run.path}`.")
     config = load_config(run.config, overrides or [], check_components=False)
     load_plugins_of(config)
     config = load_config(config.values, _source=config.source, _prior=config.overrides)
-    tune_pending = config.settings.tune.enabled and not run.postprocess.is_file()
-    gate_pending = bool(config.settings.classifier.name) and not run.gate.is_file()
     epochs = config.settings.train.epochs
-    if saved["epochs_completed"] >= epochs and not (tune_pending or gate_pending):
+    if not training_left(config, run, saved):
+        left = [stage for stage in run.stages_left() if stage != "train"]
+        then = f" Its stages left ({', '.join(left)}) go on with `shiptoolkit run --resume {run.path}`." if left else ""
         raise ShiptoolkitError(f"{run.path} already trained {saved['epochs_completed']} of train.epochs={epochs}; "
-                               f"resume with --set train.epochs=N (N > {saved['epochs_completed']}) to train longer.")
+                               f"resume with --set train.epochs=N (N > {saved['epochs_completed']}) to train longer."
+                               + then)
     return config, run, saved
 
 
-def train(config: Config, run_dir: str | Path | None = None, resume: str | Path | None = None,
-          progress: bool = True, overrides: list[str] | None = None, splits: DataSplits | None = None) -> TrainResult:
+def training_left(config: Config, run: RunDir, saved: dict) -> bool:
+    """Whether a run has training left: epochs, its classifier gate, or the tuning."""
+    tune_pending = config.settings.tune.enabled and not run.postprocess.is_file()
+    gate_pending = bool(config.settings.classifier.name) and not run.gate.is_file()
+    return saved.get("epochs_completed", 0) < config.settings.train.epochs or tune_pending or gate_pending
+
+
+def train(config: Config | str | Path | dict | None,
+          run_dir: str | Path | None = None, resume: str | Path | None = None,
+          progress: bool = True, overrides: list[str] | None = None, splits: DataSplits | None = None,
+          accept_config_changes: bool = False) -> TrainResult:
     """Train the model a config describes; or continue an interrupted run with `resume=RUN_DIR`.
 
     Steps: the [classifier] gate first (if any), then the segmenter (checkpointed on validation
@@ -175,26 +189,34 @@ def train(config: Config, run_dir: str | Path | None = None, resume: str | Path 
     (`shiptoolkit.training.tuning`). Each finished step is skipped on resume.
 
     Args:
-        config: the experiment (ignored when resuming: the run's saved config is used).
+        config: the experiment: a `Config`, a TOML path or a dict, as `run` takes it (ignored when
+            resuming: the run's saved config is used).
         run_dir: an existing empty run directory (default: a new one under run.out_dir).
         resume: a run directory to continue from its `last.keras`.
         progress: Keras progress bars.
         overrides: `section.key=value` changes applied to the resumed run's config
             (e.g. "train.epochs=20" to train longer).
         splits: the data's `DataSplits`, when the caller already opened it.
+        accept_config_changes: resume even though the run's config.toml was edited in keys that
+            describe the model (refused otherwise, naming them).
 
     Example:
         >>> result = train(load_config("examples/quickstart.toml"))  # doctest: +SKIP
         >>> result.best_model_path  # doctest: +SKIP
     """
+    if resume is None:  # a path or a dict, as run() takes it; None or a number is named
+        config = as_config(config, "train")
     # First: a multi-worker strategy must be created before any other TensorFlow operation.
-    distribution = distribution_strategy(_strategy_name(config, resume, overrides))
+    distribution = distribution_strategy(_strategy_name(config, resume, overrides, accept_config_changes))
     worker = this_worker() if multi_worker.is_multi_worker(distribution) else Worker()
     if resume is None:  # a wrong init_from fails now: before a run directory, the data or the gate
         check_init_from(config)
-    with _worker_run(config, run_dir, resume, overrides, worker) as (config, run, saved):
-        config.save(run.config)
+        if splits is None:  # a data.path that is no folder too (splits given: the data is open already)
+            check_data_config(config)
+    with _worker_run(config, run_dir, resume, overrides, worker, accept_config_changes) as (config, run, saved):
         with run.guard(), multi_worker.lost_worker_marks(run):  # train_state.json says how a run ended early
+            config.save(run.config)  # inside: a resume refused (the run in use) changes nothing
+            run.record_config()
             return _train_steps(config, run, saved, splits, distribution, worker, resume is not None, progress)
 
 
@@ -217,6 +239,8 @@ def _train_steps(config: Config, run: RunDir, saved: dict, splits: DataSplits | 
         if config.settings.tune.enabled and len(splits.validation) and not run.postprocess.is_file():
             _tune(config, run, best, splits.validation, gate, progress)
         run.write_skipped(skipped_problems(splits, skipped))
+    if run.history.is_file() and not run.history_plot.is_file():  # a resume after the fit (killed while tuning)
+        plot_history(run.history, run.history_plot)
     clock.lap("tuning")
     loaded = [r for r in (gate.info.get("init_from") if gate else None, state.get("init_from")) if r]
     return TrainResult(run.path, best, run.last, history, state["epochs_completed"] - saved.get("epochs_completed", 0),
@@ -224,22 +248,22 @@ def _train_steps(config: Config, run: RunDir, saved: dict, splits: DataSplits | 
 
 
 @contextlib.contextmanager
-def _worker_run(config: Config | None, run_dir, resume, overrides, worker: Worker):
+def _worker_run(config: Config | None, run_dir, resume, overrides, worker: Worker, accept: bool = False):
     """(config, run directory, saved state) for this worker: the chief opens the real run, any other
     worker a temporary copy deleted at the end (`shiptoolkit.training.multi_worker.scratch_run`)."""
     if worker.is_chief:
-        yield open_run(config, run_dir, resume, overrides)
+        yield open_run(config, run_dir, resume, overrides, accept)
         return
     with multi_worker.scratch_run(worker.index, resume) as scratch:
-        config, _, saved = open_run(config, scratch if resume is None else None, resume, overrides)
+        config, _, saved = open_run(config, scratch if resume is None else None, resume, overrides, accept)
         yield config, RunDir(scratch), saved
 
 
-def _strategy_name(config: Config | None, resume, overrides: list[str] | None) -> str:
+def _strategy_name(config: Config | None, resume, overrides: list[str] | None, accept: bool = False) -> str:
     if resume is None:
         return config.settings.train.strategy
     run = RunDir(resume)
-    run.check_resumable(overrides or [])  # before its config is read: a clear message for a wrong folder
+    run.check_resumable(overrides or [], accept)  # before its config is read: a clear message for a wrong folder
     return load_config(run.config, overrides or [], check_components=False).settings.train.strategy
 
 

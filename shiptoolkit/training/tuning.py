@@ -332,14 +332,17 @@ def _scan_caps(f2: np.ndarray, ships: np.ndarray, empty: np.ndarray, probs: np.n
 
 def describe_tuned(info: dict) -> str:
     """One line: what was chosen, on which images, and what it gained over the defaults there."""
-    gate = f", classifier threshold {info['classifier_threshold']:.3f}" if info["classifier_threshold"] is not None \
-        else ""
-    on = info["tuned_on"]
+    gate = f", classifier threshold {info['classifier_threshold']:.3f}" \
+        if info.get("classifier_threshold") is not None else ""
+    on = info.get("tuned_on", {})
     depth = f", split depth {info['split_depth']}" if "split_depth" in info else ""
     depth += f", max ships {info['max_ships'] or 'off'}" if "max_ships" in info else ""
     mode = "" if "whole_image" not in info else ", whole images" if info["whole_image"] \
         else ", sliding windows (higher than whole images there)"
-    return (f"tuned on {on['images']} validation images ({on['empty_images']} empty): threshold {info['threshold']}, "
-            f"min_area {info['min_area']}{depth}{mode}{gate}: "
+    chosen = f"threshold {info['threshold']}, min_area {info['min_area']}{depth}{mode}{gate}"
+    figures = ("f2", "f2_with_defaults", "f2_all_empty_baseline")
+    if not {"images", "empty_images"} <= on.keys() or not all(k in info for k in figures):
+        return f"tuned: {chosen} (postprocess.json does not say on which images, nor with what f2)"  # hand-made
+    return (f"tuned on {on['images']} validation images ({on['empty_images']} empty): {chosen}: "
             f"validation {info.get('objective', 'f2')} {info['f2']:.4f} "
             f"(defaults {info['f2_with_defaults']:.4f}, all-empty baseline {info['f2_all_empty_baseline']:.4f})")

@@ -52,16 +52,23 @@ runpy.run_path(sys.argv[0], run_name="__main__")
 """
 
 
+def checked_figures(result, expected) -> dict:
+    """The run's `name: value unit` figures, after asserting it succeeded and printed each of `expected`
+    with a finite positive number."""
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    figures = {name: (value, unit) for name, value, unit in FIGURE.findall(result.stdout)}
+    for name in expected:
+        assert name in figures, f"{name} missing from:\n{result.stdout}"
+        value = float(figures[name][0])
+        assert math.isfinite(value) and value > 0, (name, figures[name])
+    return figures
+
+
 def test_quick_run_prints_every_figure_with_a_number_and_writes_them_to_out(tmp_path):
     out = tmp_path / "gpu.txt"
     result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu.py"), "--quick", "--out", str(out)],
                             capture_output=True, text=True, timeout=600, cwd=tmp_path)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    figures = {name: (value, unit) for name, value, unit in FIGURE.findall(result.stdout)}
-    for name in EXPECTED:
-        assert name in figures, f"{name} missing from:\n{result.stdout}"
-        value = float(figures[name][0])
-        assert math.isfinite(value) and value > 0, (name, figures[name])
+    figures = checked_figures(result, EXPECTED)
     assert figures["predict_mirrored_replicas"] == ("2", "replicas")
     assert figures["train_float32_toolkit_images_per_s"][1] == "images/s"
     # The optional settings are skipped past the budget (0 with --quick), each saying so.
@@ -81,12 +88,7 @@ def test_quick_run_on_jax_needs_no_tensorflow_and_says_what_it_ran_on(tmp_path):
     env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
     result = subprocess.run([sys.executable, "-c", WITHOUT_TENSORFLOW, str(ROOT / "benchmarks" / "gpu.py"), "--quick",
                              "--out", str(out)], capture_output=True, text=True, timeout=600, cwd=tmp_path, env=env)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    figures = {name: (value, unit) for name, value, unit in FIGURE.findall(result.stdout)}
-    for name in JAX_EXPECTED:
-        assert name in figures, f"{name} missing from:\n{result.stdout}"
-        value = float(figures[name][0])
-        assert math.isfinite(value) and value > 0, (name, figures[name])
+    figures = checked_figures(result, JAX_EXPECTED)
     assert not any(name.startswith("train_float32_xla") or "mirrored" in name for name in figures), figures
     lines = out.read_text().splitlines()
     assert lines[0].startswith("# device: CPU only: ") and "JAX " in lines[0]

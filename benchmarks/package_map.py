@@ -23,6 +23,7 @@ LAYER_ORDER: tuple[str, ...] = (
     "errors", "jsonfiles", "runstate", "rundir", "plots", "moved",  # base modules: exceptions, checked JSON
     # files, who works on a run, run-directory files, PNGs, old paths
     "plugins", "config", "data", "samplers", "models", "inference", "scoring", "training",
+    "scenes",  # whole georeferenced scenes: windows in, ship vectors out
     "runner",  # one run: the stages in order
     "ensembles",  # several runs' models averaged: predict and evaluate with them
     "cv",  # k-fold cross-validation: one run per fold
@@ -33,9 +34,11 @@ RANK = {name: i for i, name in enumerate(LAYER_ORDER)}
 # Modules that import Keras/TensorFlow at their top: others import them inside functions, so
 # that importing the package, the CLI and the config stays fast.
 LAZY = {f"shiptoolkit.{m}" for m in (
-    "models.encoders", "models.resnet_unet", "models.unet", "models.classifiers", "models.keras_metrics",
+    "models.applications", "models.app_encoders",  # keras.applications encoders
+    "models.encoders", "models.architectures", "models.decoders", "models.resnet_unet", "models.unet",
+    "models.classifiers", "models.keras_metrics",
     "models.losses", "training.callbacks", "training.gate", "training.multi_worker", "training.pipeline",
-    "training.stage", "runner", "cv")}
+    "training.stage", "training.model_setup", "runner", "cv")}
 
 
 def module_name(path: Path, package_dir: Path = PACKAGE) -> str:

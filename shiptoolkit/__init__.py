@@ -74,6 +74,7 @@ __all__ = [
     "run",
     "resume_run",
     "cross_validate",
+    "detect_scenes",
     "score_submission",
     "train",
     "load_model",
@@ -127,6 +128,7 @@ _LAZY = {
     "open_dataset": ("shiptoolkit.data.source", "open_dataset"),
     "score_submission": ("shiptoolkit.scoring.submission", "score_submission"),
     "load_model": ("shiptoolkit.models.saving", "load_model"),
+    "detect_scenes": ("shiptoolkit.scenes.detect", "detect_scenes"),  # the `geo` extra: rasterio, shapely, pyogrio
 }
 
 

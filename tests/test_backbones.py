@@ -11,10 +11,11 @@ from shiptoolkit.plugins import get_registry
 @pytest.mark.parametrize("name", get_registry("backbone").names())
 @pytest.mark.parametrize("classes", [1, 2])
 def test_every_backbone_builds_and_keeps_size(name, classes):
-    model = get_registry("backbone").create(name, input_shape=(64, 64, 3), classes=classes)
-    x = np.random.default_rng(0).uniform(0, 255, (2, 64, 64, 3)).astype("float32")
+    size = 96 if name == "pspnet" else 64  # pspnet: sides divisible by 96 (6 * downsample_factor and 32)
+    model = get_registry("backbone").create(name, input_shape=(size, size, 3), classes=classes)
+    x = np.random.default_rng(0).uniform(0, 255, (2, size, size, 3)).astype("float32")
     y = np.asarray(model(x, training=False))
-    assert y.shape == (2, 64, 64, classes)
+    assert y.shape == (2, size, size, classes)
     assert (y >= 0).all() and (y <= 1).all()  # sigmoid output
 
 
@@ -138,8 +139,8 @@ def test_check_input_shape_is_shared_and_names_nearest_sizes():
     assert check_input_shape([None, 64, 3], 32, "m") == (None, 64, 3)
     with pytest.raises(ValueError, match="resnet34_unet needs height and width divisible by 32.*96, 128"):
         get_registry("backbone").create("resnet34_unet", input_shape=(100, 100, 3))
-    with pytest.raises(ValueError, match="encoder must be one of \\['resnet18', 'resnet34'\\]"):
-        resnet_encoder("resnet50", (64, 64, 3), "m")
+    with pytest.raises(ValueError, match="encoder must be one of \\['resnet101', 'resnet152', 'resnet18', 'resnet34'"):
+        resnet_encoder("resnet200", (64, 64, 3), "m")
 
 
 @pytest.mark.parametrize("kwargs, match", [

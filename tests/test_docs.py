@@ -40,6 +40,28 @@ def test_plugin_components_appear_too(plugin_cleanup):
     assert "Provided by plugin `extra_docs_plugin`" in reference.components_markdown()
 
 
+def test_the_encoder_table_reads_declared_facts_and_a_plugin_encoder_without_them_shows_dashes(plugin_cleanup):
+    import shiptoolkit
+    from shiptoolkit.cli import cli
+
+    class Extra:
+        @shiptoolkit.hookimpl
+        def register_encoders(self, register):
+            register("tiny_docs_encoder", lambda input_shape=(None, None, 3), model_name="x": None)
+
+    plugin_cleanup.append(shiptoolkit.register_plugin(Extra(), name="extra_encoder_plugin"))
+    text = reference.components_markdown()
+    assert "| encoder | parameters | ImageNet weights | skip strides |" in text
+    assert "| `resnet34` | 21,302,473 | classification_models, md5-checked | 2, 4, 8, 16 + 32 |" in text
+    assert "| `convnext_tiny` | 27,820,128 | keras.applications, sha256-checked | 4, 8, 16 + 32 |" in text
+    assert "| `tiny_docs_encoder` | - | - | - |" in text
+    assert "Architectures taking an `encoder`" in text and "`fpn`, `linknet`, `pspnet`, `unet`" in text
+    from click.testing import CliRunner
+
+    out = CliRunner().invoke(cli, ["components", "encoder", "--no-params", "--pattern", "*3small"]).output
+    assert "939,120 parameters; ImageNet weights: keras.applications, md5-checked; skip strides 2, 4, 8, 16 + 32" in out
+
+
 def test_every_config_key_and_cli_command_is_documented():
     text = reference.config_markdown()
     for section in SCHEMA.values():

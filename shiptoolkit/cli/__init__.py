@@ -23,7 +23,7 @@ quiet.install()
 _OUTPUT_OPTION = {"run": "--set run.out_dir=<folder>", "train": "--set run.out_dir=<folder>",
                   "evaluate": "--set run.out_dir=<folder>", "predict": "--out <file>", "score": "--per-image <file>",
                   "synth": "another OUT folder", "export": "--out <folder>",
-                  "submission": "--out <file>"}
+                  "submission": "--out <file>", "detect": "--out <file>"}
 # Errors of the machine around a path (permissions, read-only or full disk), not bugs: no traceback.
 _ENVIRONMENT_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT}
 
@@ -200,6 +200,7 @@ from shiptoolkit.cli import (  # noqa: E402,F401,E501  (commands attach themselv
     components,
     cv,
     data,
+    detect,
     evaluate,
     export,
     plugins_cmd,

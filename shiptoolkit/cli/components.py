@@ -7,6 +7,7 @@ import json
 import click
 
 from shiptoolkit.cli import cli
+from shiptoolkit.models.encoder_facts import facts_cells
 from shiptoolkit.plugins import KINDS, get_registry
 
 
@@ -33,6 +34,9 @@ def components(kind: str | None, pattern: str, as_json: bool, params: bool) -> N
             click.echo("  (none)")
         for item in items:
             click.echo(f"  {item['name']:<20} {item['summary']}  [{item['plugin']}]")
+            if k == "encoder":  # the facts the factory declares (the docs' table), "-" for none
+                count, weights, strides = facts_cells(get_registry(k).get(item["name"]).factory)
+                click.echo(f"      {count} parameters; ImageNet weights: {weights}; skip strides {strides}")
             if params:
                 for p in item["params"]:
                     default = "required" if p["required"] else f"default {p['default']!r}"

@@ -14,6 +14,7 @@ import click
 
 from shiptoolkit.cli import cli
 from shiptoolkit.config import SCHEMA
+from shiptoolkit.models.encoder_facts import facts_cells
 from shiptoolkit.moved import MOVED, REMOVED_IN
 from shiptoolkit.plugins import KINDS, get_registry
 
@@ -30,6 +31,7 @@ def components_markdown() -> str:
         out.append(f"## {registry.plural.capitalize()}\n")
         if not len(registry):
             out.append("_None registered._\n")
+        out.extend(_KIND_TABLES.get(kind, lambda _: [])(registry))
         for component in registry:
             out.append(f"### `{component.name}`\n")
             out.append(f"{component.summary or '_No summary._'}\n")
@@ -46,6 +48,30 @@ def components_markdown() -> str:
             else:
                 out.append("No parameters.\n")
     return "\n".join(out)
+
+
+def _architectures_table(registry) -> list[str]:
+    """The backbones taking an `encoder`: segmentation-models' architectures."""
+    names = [c.name for c in registry if "encoder" in {p.name for p in c.params}]
+    if not names:
+        return []
+    return [f"Architectures taking an `encoder` (any of the [encoders](#encoders) below): "
+            f"{', '.join(f'`{n}`' for n in names)}.\n"]
+
+
+def _encoders_table(registry) -> list[str]:
+    """encoder | parameters | ImageNet weights | skip strides, from each factory's declared facts ("-": none)."""
+    out = ["Parameters of the encoder alone with 3 bands; skip strides: the features the decoders take "
+           "(+ the deepest output's stride). Declared by each factory (`encoder_facts`) and checked against "
+           "the built graphs by the tests.\n",
+           "| encoder | parameters | ImageNet weights | skip strides |", "|---|---:|---|---|"]
+    for component in registry:
+        params, weights, strides = facts_cells(component.factory)
+        out.append(f"| `{component.name}` | {params} | {_cell(weights)} | {strides} |")
+    return [*out, ""]
+
+
+_KIND_TABLES = {"backbone": _architectures_table, "encoder": _encoders_table}
 
 
 def config_markdown() -> str:

@@ -24,7 +24,7 @@ from shiptoolkit.config.examples_index import resolve_config_path
 from shiptoolkit.config.schema import COMPONENT_SECTIONS, RUN_NAME_RE, SCHEMA, Key, Section  # noqa: F401  (re-exported)
 from shiptoolkit.config.settings import Settings, settings_from
 from shiptoolkit.config.transforms import check_transforms
-from shiptoolkit.errors import ArgumentError, ConfigError
+from shiptoolkit.errors import ArgumentError, ConfigError, UnknownComponentError
 from shiptoolkit.plugins import get_registry, load_local_plugin
 from shiptoolkit.plugins.contracts import build_component
 from shiptoolkit.rundir import RunDir
@@ -303,6 +303,12 @@ def _validate_component(section: Section, given: dict[str, Any], where: str, che
         registry.check_params(name, given)
     except ConfigError as exc:
         raise ConfigError(f"{where}: [{section.name}] {exc}") from None
+    encoder = given.get("encoder")
+    if isinstance(encoder, str) and encoder and "encoder" in {p.name for p in component.params}:
+        try:  # an architecture's encoder is a component too: a typo is refused at load, not at build
+            get_registry("encoder").get(encoder)
+        except UnknownComponentError as exc:
+            raise ConfigError(f"{where}: [{section.name}] encoder = {encoder!r}: {exc}") from None
     resolved = {"name": name}
     for param in component.params:
         if param.name in given:

@@ -83,6 +83,9 @@ SCHEMA: dict[str, Section] = {s.name: s for s in [
         Key("image_size", int, 768, "Height and width of every image and mask (Kaggle: 768).", range=SIDE),
         Key("on_error", str, "raise", "On malformed RLE or missing/corrupt images: \"raise\" or \"skip\" (warn and count).",
             ("raise", "skip")),
+        Key("pixel_size_m", float, 1.5, "Ground size of one pixel, in metres, of the images the model learns from "
+            "(Airbus SPOT chips: 1.5). `shiptoolkit detect` checks a scene's pixel size against it: it warns, or "
+            "resamples the scene to it with --resample.", range=Range(0.01, 1000.0)),
         Key("val_fraction", float, 0.05, "Fraction of the non-test images held out for validation: checkpoint choice and every tuned number.", range=BELOW_ONE),
         Key("test_fraction", float, 0.0, "Fraction of the images held out as the test set (reported, never used for a choice); "
             "group-aware with split = \"groups\". Fixed by the data alone, not by run.seed, so every run on a dataset shares it.", range=BELOW_ONE),

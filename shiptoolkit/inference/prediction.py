@@ -338,6 +338,14 @@ def predict_items(model, items: Sequence[tuple[str, Loader]], settings: PredictS
                       f"{[p.message for p in reasons[:3]]}", stacklevel=2)
 
 
+def predict_images(model, images: list[tuple[str, np.ndarray]], settings: PredictSettings, gate: Gate | None = None,
+                   skip_rejected: bool = True) -> list[Prediction]:
+    """`Prediction`s of decoded images (id, (H, W, 3) uint8), as `predict_items` makes them for one chunk: the
+    gate (its rejects all-zero with `skip_rejected`), predict.resize, windows or whole images, TTA. `model` is
+    used as it is: `whole_image_model` and `spread` it first, as `predict_items` does."""
+    return list(_predict_loaded(model, images, settings, [], gate, skip_rejected))
+
+
 def _predict_loaded(model, loaded, settings: PredictSettings, skipped: list[str], gate: Gate | None = None,
                     skip_rejected: bool = False):
     good = [(i, im) for i, im in loaded if im is not None]

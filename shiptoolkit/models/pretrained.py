@@ -4,10 +4,13 @@ The files are classification_models' ResNets without their top, the ones segment
 downloads: Keras 2 `.h5` weights files, read by `legacy_h5.py` and loaded by layer name. They are
 downloaded once with `keras.utils.get_file`, checked against their md5 and kept in
 `~/.keras/shiptoolkit/` (the Keras home: `$KERAS_HOME` if set); a cached file with the right hash
-is used without the network. Two environment variables move them:
+is used without the network. The keras.applications encoders' files (`app_weights.py`: Keras's
+own, from Google's storage, md5 or sha256 as Keras checks them) are handled the same way. Two
+environment variables move them:
 
 - `SHIPTOOLKIT_WEIGHTS_URL`: the base URL the file names are appended to, instead of
-  classification_models' GitHub release (a mirror; `file:///some/folder/` works too).
+  classification_models' GitHub release or Keras's folder (a mirror of both, holding the files
+  under their names; `file:///some/folder/` works too).
 - `SHIPTOOLKIT_WEIGHTS_CACHE`: the folder used instead of the Keras home (the files go to its
   `shiptoolkit/` subfolder).
 
@@ -20,6 +23,7 @@ import hashlib
 import os
 from pathlib import Path
 
+from shiptoolkit.models.app_weights import APPLICATION_WEIGHTS
 from shiptoolkit.models.legacy_h5 import WeightsError
 
 # The value of `encoder_weights` that asks for these files.
@@ -30,6 +34,9 @@ IMAGENET = "imagenet"
 IMAGENET_WEIGHTS: dict[str, tuple[str, str]] = {
     "resnet18": ("resnet18_imagenet_1000_no_top.h5", "318e3ac0cd98d51e917526c9f62f0b50"),
     "resnet34": ("resnet34_imagenet_1000_no_top.h5", "8caaa0ad39d927cb8ba5385bf945d582"),
+    "resnet50": ("resnet50_imagenet_1000_no_top.h5", "db3b217156506944570ac220086f09b6"),
+    "resnet101": ("resnet101_imagenet_1000_no_top.h5", "1016e7663980d5597a4e224d915c342d"),
+    "resnet152": ("resnet152_imagenet_1000_no_top.h5", "5867b94098df4640918941115db93734"),
 }
 DEFAULT_BASE_URL = "https://github.com/qubvel/classification_models/releases/download/0.0.1/"
 BASE_URL_ENV = "SHIPTOOLKIT_WEIGHTS_URL"
@@ -39,8 +46,8 @@ CACHE_SUBDIR = "shiptoolkit"
 
 def weights_url(encoder: str) -> str:
     """Where `encoder`'s ImageNet file is downloaded from (`$SHIPTOOLKIT_WEIGHTS_URL` + its file name)."""
-    fname, _ = _entry(encoder)
-    base = os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL
+    fname, _, default = _entry(encoder)
+    base = os.environ.get(BASE_URL_ENV) or default
     return base.rstrip("/") + "/" + fname
 
 
@@ -64,7 +71,8 @@ def imagenet_weights_path(encoder: str, cache: str | Path | None = None) -> Path
     """The local path of `encoder`'s ImageNet weights, downloaded and md5-checked on first use.
 
     Args:
-        encoder: "resnet18" or "resnet34" (a key of `IMAGENET_WEIGHTS`).
+        encoder: "resnet18", "resnet34", "resnet50", "resnet101" or "resnet152" (a key of `IMAGENET_WEIGHTS`).
+            Or a key of `APPLICATION_WEIGHTS` (keras.applications' files: md5, sha256 or no hash).
         cache: the folder used instead of `cache_dir()`.
 
     Raises:
@@ -73,45 +81,55 @@ def imagenet_weights_path(encoder: str, cache: str | Path | None = None) -> Path
     """
     import keras
 
-    fname, md5 = _entry(encoder)
-    url = weights_url(encoder)
+    fname, md5, default = _entry(encoder)
+    url, algorithm = weights_url(encoder), _algorithm(md5)
     root = Path(cache) if cache else cache_dir()
     try:  # Keras falls back to /tmp/.keras for a folder that does not exist yet
         root.mkdir(parents=True, exist_ok=True)
     except OSError:
         pass
     target = _target_dir(root) / fname
-    stale = _md5(target) if target.is_file() else None
-    if stale == md5:  # the cached file (or one put there by hand): no network
+    stale = _md5(target, algorithm) if target.is_file() else None
+    if stale is not None and (md5 is None or stale == md5):  # the cached file (or one put there by hand): no network
         return target
     try:  # downloads, also over a cached file with a wrong hash
-        path = keras.utils.get_file(fname, url, file_hash=md5, hash_algorithm="md5", cache_subdir=CACHE_SUBDIR,
+        path = keras.utils.get_file(fname, url, file_hash=md5, hash_algorithm=algorithm, cache_subdir=CACHE_SUBDIR,
                                     cache_dir=str(root))
     except Exception as exc:  # noqa: BLE001 - Keras raises bare Exception for a failed download
         if target.is_file():  # downloaded, but not the expected file
-            found = _md5(target)
-            if found != md5:
+            found = _md5(target, algorithm)
+            if md5 and found != md5:
                 target.unlink(missing_ok=True)
                 raise WeightsError(
-                    f"The {encoder} ImageNet weights downloaded from {url} have md5 {found}, expected {md5}: the "
-                    f"file was not used (and was removed from {target.parent}). "
-                    + (f"Is {BASE_URL_ENV} a mirror of {DEFAULT_BASE_URL}?" if os.environ.get(BASE_URL_ENV)
+                    f"The {encoder} ImageNet weights downloaded from {url} have {algorithm} {found}, expected {md5}: "
+                    f"the file was not used (and was removed from {target.parent}). "
+                    + (f"Is {BASE_URL_ENV} a mirror of {default}?" if os.environ.get(BASE_URL_ENV)
                        else "A broken download: try again.")) from None
-        note = (f" The file that was there had md5 {stale}, expected {md5}: it was not used."
-                if stale and stale != md5 else "")
+        note = (f" The file that was there had {algorithm} {stale}, expected {md5}: it was not used."
+                if stale and md5 and stale != md5 else "")
+        checked = f" ({algorithm} {md5})" if md5 else ""
         raise WeightsError(
             f"Could not download the {encoder} ImageNet weights ({_reason(exc)}).{note} To work offline, download "
-            f"{url} elsewhere and put it at {target} (md5 {md5}); it is then used without the network. Or set "
+            f"{url} elsewhere and put it at {target}{checked}; it is then used without the network. Or set "
             f"{BASE_URL_ENV} to a mirror's base URL, or give encoder_weights the path of a local .h5 file."
         ) from None
     return Path(path)
 
 
-def _entry(encoder: str) -> tuple[str, str]:
-    if encoder not in IMAGENET_WEIGHTS:
-        raise WeightsError(f'encoder_weights="{IMAGENET}" is available for {", ".join(sorted(IMAGENET_WEIGHTS))}. '
+def _entry(encoder: str) -> tuple[str, str | None, str]:
+    """(file name, hash or None, default base URL) of `encoder`'s ImageNet file."""
+    if encoder in IMAGENET_WEIGHTS:
+        return (*IMAGENET_WEIGHTS[encoder], DEFAULT_BASE_URL)
+    if encoder not in APPLICATION_WEIGHTS:
+        known = [*sorted(IMAGENET_WEIGHTS), *sorted(APPLICATION_WEIGHTS)]
+        raise WeightsError(f'encoder_weights="{IMAGENET}" is available for {", ".join(known)}. '
                            f"Received: encoder={encoder!r}")
-    return IMAGENET_WEIGHTS[encoder]
+    return APPLICATION_WEIGHTS[encoder]
+
+
+def _algorithm(file_hash: str | None) -> str:
+    """Keras's name of the hash: sha256 for 64 hex digits (as Keras's "auto"), else md5."""
+    return "sha256" if file_hash and len(file_hash) == 64 else "md5"
 
 
 def _target_dir(root: Path) -> Path:
@@ -120,8 +138,8 @@ def _target_dir(root: Path) -> Path:
     return (root if os.access(root, os.W_OK) else Path("/tmp") / ".keras") / CACHE_SUBDIR
 
 
-def _md5(path: Path) -> str:
-    digest = hashlib.md5(usedforsecurity=False)
+def _md5(path: Path, algorithm: str = "md5") -> str:
+    digest = hashlib.new(algorithm, usedforsecurity=False)
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)

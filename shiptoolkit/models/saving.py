@@ -15,6 +15,7 @@ class ModelFileError(ShiptoolkitError, ValueError):
 def _register_custom_objects() -> None:
     # Importing these modules registers shiptoolkit's losses and metrics as Keras serializables,
     # so a compiled model reloads without user code.
+    import shiptoolkit.models.decoders  # noqa: F401 - the architectures' layers
     import shiptoolkit.models.keras_metrics  # noqa: F401
     import shiptoolkit.models.losses  # noqa: F401
 

@@ -46,6 +46,7 @@ EXPECTED = {
     "loss": "a keras.losses.Loss or a function (y_true, y_pred) -> scalar",
     "backbone": "a keras.Model mapping (None, H, W, 3) images to (None, H, W, classes) sigmoid masks",
     "classifier": "a keras.Model mapping (None, H, W, 3) images to (None, 1): one ship probability per image",
+    "encoder": "a shiptoolkit.models.encoders.Encoder (inputs, output, skips deepest first, load_and_freeze)",
     "metric": 'an object with `usage` (a set of "train" / "evaluate"), keras_metric() for "train" and '
               'evaluator() for "evaluate"',
 }
@@ -73,6 +74,9 @@ def _result_problem(kind: str, built: Any, params: dict[str, Any]) -> str | None
         return None if callable(built) else f"{_shown(built)}, which is not callable"
     if kind == "metric":
         return _metric_problem(built)
+    if kind == "encoder":  # duck-typed: the Encoder class lives in a higher layer (models)
+        missing = [a for a in ("inputs", "output", "skips", "load_and_freeze") if not hasattr(built, a)]
+        return f"{_shown(built)}, which has no {', '.join(missing)}" if missing else None
     if kind not in ("backbone", "classifier"):
         return None
     import keras  # only backbones and classifiers get here: Keras is loaded for them anyway

@@ -49,6 +49,17 @@ def register_backbones(register: Register) -> None:
 
 
 @hookspec
+def register_encoders(register: Register) -> None:
+    """Register encoders: the feature extractors every encoder-taking architecture is built on.
+
+    `register(name, fn)`: `fn(input_shape, **params)` returns a `shiptoolkit.models.encoders.Encoder`
+    (its input, its deepest feature map at stride 32, its skip features at strides 16, 8, 4 and 2,
+    deepest first, and how its ImageNet weights load). A plugin's encoder then serves every
+    architecture: `[backbone] name = "fpn"`, `encoder = "my_encoder"`.
+    """
+
+
+@hookspec
 def register_losses(register: Register) -> None:
     """Register losses.
 

@@ -35,6 +35,7 @@ DEFAULT_PLUGINS = (
 KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
     "sampler": ("register_samplers", ("index", "seed")),  # seeds come from run.seed
     "backbone": ("register_backbones", ("input_shape",)),
+    "encoder": ("register_encoders", ("input_shape", "model_name")),  # passed by the architectures
     "loss": ("register_losses", ()),
     "metric": ("register_metrics", ()),
     "classifier": ("register_classifiers", ("input_shape",)),
@@ -290,7 +291,7 @@ def registries() -> dict[str, Registry]:
 
 
 def get_registry(kind: str) -> Registry:
-    """The registry of one kind: 'sampler', 'backbone', 'loss', 'metric', 'classifier' or 'callback'."""
+    """The registry of one kind: 'sampler', 'backbone', 'encoder', 'loss', 'metric', 'classifier' or 'callback'."""
     regs = registries()
     if kind not in regs:
         raise KeyError(f"Unknown component kind {kind!r}. Known kinds: {', '.join(regs)}.")

@@ -1,6 +1,7 @@
 """Training: the gate's classifier, the segmenter, and the post-processing chosen on validation.
 
-`stage` is the training stage (open or resume the run, train the gate, fit the segmenter, tune);
+`stage` is the training stage (open or resume the run, train the gate, fit the segmenter, tune),
+`model_setup` what the segmenter trains with (samplers, compiled model, learning rate, precision);
 `gate` trains the ship/no-ship classifier; `pipeline` feeds `model.fit` from a sampler with
 `augment`'s transforms; `callbacks` choose the checkpoint on validation f2 and stop collapsed
 runs; `tuning` picks threshold, min_area, split depth and gate threshold on validation;

@@ -1,0 +1,329 @@
+"""Ships on whole georeferenced scenes: streaming tiled prediction, stitched ships, vector output.
+
+The API (what `shiptoolkit detect` runs)::
+
+    detect_scenes(model, scenes, out, *, bands=None, scale=None, window=768, overlap=0.25,
+                  resample=False, probabilities=None, force=False, progress=True,
+                  overrides=()) -> DetectSummary
+
+`model` is a run directory (its best.keras, config.toml, postprocess.json and gate), an export
+folder (`shiptoolkit export`), or a `Detector` (`load_detector`, `detector_for`). `scenes`: one
+path or several (GeoTIFF/COG/anything rasterio reads). `out`: .geojson, .gpkg or .fgb, never
+written over unless `force`. `bands` "1,2,3" (1-based, the model's R,G,B order); `scale`
+"p2,p98" (percentile stretch per band, from an overview) or "0,3000" (fixed range) for scenes
+that are not 8-bit (default p2,p98 for them); `window` and `overlap`: the scene windows (the
+chips the model sees, as `predict` sees a 768 px image); `resample`: read the scene at the
+model's data.pixel_size_m; `probabilities`: a .tif path for the stitched probability COG.
+
+Why the default overlap is 0.25 (`DEFAULT_OVERLAP`): stitching joins a ship's fragments across core
+borders whatever the overlap, but a window's edge pixels are predicted with no context beyond the
+edge. At overlap 0 the core borders are those edges: on benchmarks/scenes.py's 12,288 + 3,072 px
+scenes (quickstart model) ships across borders were found at 0.42 against 0.54 inside windows
+(size-matched difference 0.117 +- 0.040) and 18 of them came out in two pieces with a gap of sea
+between them at the border; at 0.25 (96 px of context on each side of a core border), 0.024 and 1,
+and ships across borders are found as often as `predict` finds them on a chip centred on each
+(+0.011 +- 0.012, paired, 281 ships). The price is windows: a 3,072 px scene is 16 windows of
+768 px at overlap 0 but 25 at any overlap > 0 (the model's time is ~90% of detect's: ~0.6x the
+throughput of `predict` on the same chips there, 0.85x at overlap 0).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from shiptoolkit import __version__
+from shiptoolkit.config import Config, prepare_config
+from shiptoolkit.data.instances import label_instances
+from shiptoolkit.errors import ConfigError
+from shiptoolkit.inference.exported import find_export, load_export
+from shiptoolkit.inference.gate import Gate
+from shiptoolkit.inference.prediction import PredictSettings, predict_images, ship_count, whole_image_model
+from shiptoolkit.inference.replicas import spread
+from shiptoolkit.inference.stage import checked_model, gate_for, tuned_beside
+from shiptoolkit.rundir import RunDir
+from shiptoolkit.scenes.probmap import ProbabilityMap, probability_paths
+from shiptoolkit.scenes.reading import SceneReader, check_scene, parse_bands, parse_scale, require_geo
+from shiptoolkit.scenes.ships import Ship, ship_of, split_pieces
+from shiptoolkit.scenes.stitch import ScenePieces, Tile, WindowGrid
+from shiptoolkit.scenes.vectors import SceneShips, check_free, output_driver, write_ships
+
+CHUNK = 8  # windows read ahead and predicted together
+DEFAULT_OVERLAP = 0.25  # see the module docstring: the context at core borders that ships across them need
+# GDAL's block cache (default: 5% of the RAM) would keep every block of the scene read so far: a window row
+# and its overlap need a few MB, so a small cache keeps memory flat whatever the scene's size.
+GDAL_CACHE_MB = 64
+
+
+@dataclass
+class Detector:
+    """A segmenter ready to predict (whole-image clone, devices), its [predict] settings, gate and pixel size."""
+
+    model: Any
+    settings: PredictSettings
+    gate: Gate | None = None
+    pixel_size_m: float = 1.5
+    name: str = "model"
+
+
+def detector_for(config: Config, model, gate: Gate | None = None) -> Detector:
+    """A `Detector` from a resolved config and a model (a .keras path, whose postprocess.json and gate beside it
+    are used, or a model object, e.g. an export's segmenter with its `gate`)."""
+    settings = PredictSettings.from_config(config, tuned_beside(model))
+    gate = gate_for(config, model, gate)
+    name = str(model) if isinstance(model, (str, Path)) else getattr(model, "name", type(model).__name__)
+    model = checked_model(model, config)
+    if settings.whole_image and not settings.resize:
+        model = whole_image_model(model)
+    model = spread(model, settings.strategy)
+    gate = gate.spread(settings.strategy) if gate is not None else None
+    return Detector(model, settings, gate, config.settings.data.pixel_size_m, name)
+
+
+def load_detector(run_or_export: str | Path, config: str | Path | dict | None = None,
+                  overrides: Sequence[str] = ()) -> Detector:
+    """The `Detector` of a run directory (its config.toml unless `config`) or of an export folder."""
+    export = find_export(run_or_export)
+    if export is not None:
+        loaded = load_export(export)
+        resolved, gate = loaded.predict_config(config, tuple(overrides))
+        return detector_for(resolved, loaded.segmenter, gate)
+    run = RunDir(run_or_export)
+    if not run.best.is_file():
+        raise ConfigError(f"{str(run_or_export)!r} is neither a run directory (no {run.best.name}) nor an export "
+                          "(`shiptoolkit export`): give the folder of a trained run or of an export.")
+    return detector_for(prepare_config(config or run.config, list(overrides)), str(run.best))
+
+
+@dataclass
+class SceneSummary:
+    """One scene's counts: windows (predicted, all nodata, rejected by the gate), km² of valid pixels, ships."""
+
+    path: str
+    windows: int = 0
+    predicted: int = 0
+    nodata: int = 0
+    rejected: int = 0
+    km2: float = 0.0
+    ships: int = 0
+    seconds: float = 0.0
+    probabilities: Path | None = None
+    info: dict = field(default_factory=dict)
+
+
+@dataclass
+class DetectSummary:
+    """What `detect_scenes` wrote: the vector file, its ships, each scene's counts, the time taken."""
+
+    out: Path
+    scenes: list[SceneSummary]
+    seconds: float
+
+    @property
+    def ships(self) -> int:
+        return sum(s.ships for s in self.scenes)
+
+    @property
+    def km2(self) -> float:
+        return sum(s.km2 for s in self.scenes)
+
+    @property
+    def windows(self) -> int:
+        return sum(s.windows for s in self.scenes)
+
+    @property
+    def km2_per_second(self) -> float:
+        return self.km2 / self.seconds if self.seconds > 0 else float("nan")
+
+
+def detect_scenes(model: str | Path | Detector, scenes: str | Path | Sequence[str | Path], out: str | Path, *,
+                  bands: str | Sequence[int] | None = None, scale: str | tuple[float, float] | None = None,
+                  window: int = 768, overlap: float = DEFAULT_OVERLAP, resample: bool = False,
+                  probabilities: str | Path | None = None, force: bool = False, progress: bool = True,
+                  overrides: Sequence[str] = ()) -> DetectSummary:
+    """Detect ships on whole scenes and write them to `out` (see the module docstring for every argument).
+
+    Raises:
+        GeoExtraMissingError: the `geo` extra is not installed.
+        ConfigError: a bad option (--bands, --scale, --window, --overlap, an output that exists).
+        DataError: a scene that cannot be read or is not georeferenced.
+    """
+    require_geo()
+    scenes = [Path(scenes)] if isinstance(scenes, (str, Path)) else [Path(s) for s in scenes]
+    maps = check_arguments(scenes, out, bands, scale, window, overlap, probabilities, force)
+    detector = model if isinstance(model, Detector) else load_detector(model, overrides=overrides)
+    _check_window(detector, window)
+    start = time.perf_counter()
+    groups, summaries = [], []
+    import rasterio
+
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), _progress_bar(progress) as bar:
+        for scene, map_path in zip(scenes, maps, strict=True):
+            with SceneReader(scene, bands, parse_scale(scale), detector.pixel_size_m, resample) as reader:
+                ships, summary = detect_scene(detector, reader, window, overlap, bar, map_path, force)
+            groups.append(SceneShips(str(scene), reader.crs, ships))
+            summaries.append(summary)
+    metadata = _metadata(detector, summaries, window, overlap)
+    path = write_ships(out, groups, metadata, force)
+    return DetectSummary(path, summaries, time.perf_counter() - start)
+
+
+def check_arguments(scenes: list[Path], out, bands, scale, window: int, overlap: float, probabilities,
+                     force: bool) -> list[Path | None]:
+    """Refuse every mistake that can be found before the model loads (options, outputs, scenes); returns each
+    scene's probability map path (or None)."""
+    if not scenes:
+        raise ConfigError("No scene given: name one or more GeoTIFF/COG files.")
+    if not 16 <= int(window) <= 16384:
+        raise ConfigError(f"--window {window}: give a window side in pixels within 16..16384 (e.g. 768, the "
+                          "side of the Airbus chips).")
+    if not 0 <= float(overlap) < 1:
+        raise ConfigError(f"--overlap {overlap}: give the fraction of a window shared with its neighbour, in "
+                          "[0, 1), e.g. 0.25.")
+    output_driver(out)
+    check_free(out, force)
+    parse_bands(bands)
+    parse_scale(scale)
+    maps = probability_paths(probabilities, scenes)
+    for path in maps:
+        if path is not None:
+            check_free(path, force, "--probabilities")
+    for scene in scenes:
+        check_scene(scene, bands)
+    return maps
+
+
+def _check_window(detector: Detector, window: int) -> None:
+    """A model with a fixed input size (one that cannot run on whole images) needs windows at least that big."""
+    shape = getattr(detector.model, "input_shape", None)
+    side = shape[1] if isinstance(shape, tuple) and len(shape) == 4 else None
+    if side and side > window:
+        raise ConfigError(f"--window {window} is smaller than the model's fixed input ({side} px): give --window "
+                          f"{side} or more (e.g. 768, the Airbus chips' side).")
+
+
+class _NoBar:
+    total = 0
+
+    def update(self, n: int = 1) -> None: ...
+    def refresh(self) -> None: ...
+    def set_postfix_str(self, text: str) -> None: ...
+    def __enter__(self): return self
+    def __exit__(self, *exc) -> None: ...
+
+
+def _progress_bar(progress: bool):
+    if not progress:
+        return _NoBar()
+    from tqdm import tqdm
+
+    return tqdm(total=0, desc="detect", unit="window")
+
+
+def _metadata(detector: Detector, summaries: list[SceneSummary], window: int, overlap: float) -> dict:
+    s = detector.settings
+    return {"shiptoolkit": __version__, "model": detector.name, "window": window, "overlap": overlap,
+            "threshold": s.threshold, "min_area": s.min_area, "split": s.split,
+            "gate": detector.gate is not None, "model_pixel_size_m": detector.pixel_size_m,
+            "heading_deg": "bearing of the long axis from grid north, clockwise, 0..180 (bow and stern not told apart)",
+            "scenes": {summary.path: summary.info for summary in summaries}}
+
+
+def _chunks(reader: SceneReader, grid: WindowGrid) -> Iterator[list[tuple[Tile, np.ndarray, np.ndarray]]]:
+    """(tile, image, valid) in grid order, CHUNK windows at a time, the next chunk read while this one predicts."""
+    tiles = iter(grid)
+
+    def read() -> list:
+        out = []
+        for tile in tiles:
+            out.append((tile, *reader.read(tile.row, tile.col, grid.window)))
+            if len(out) == CHUNK:
+                break
+        return out
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(read)
+        while True:
+            chunk = pending.result()
+            if not chunk:
+                return
+            pending = pool.submit(read)
+            yield chunk
+
+
+def detect_scene(detector: Detector, reader: SceneReader, window: int, overlap: float, bar,
+                 probabilities: Path | None = None, force: bool = False) -> tuple[list[Ship], SceneSummary]:
+    """The ships of one scene (in its CRS) and its `SceneSummary`; `bar` counts windows and km²."""
+    start = time.perf_counter()
+    grid = WindowGrid(reader.height, reader.width, window, overlap)
+    summary = SceneSummary(str(reader.path), windows=len(grid), info=reader.info.metadata())
+    pieces = ScenePieces(reader.width)
+    pixel_km2 = reader.info.pixel_size_m[0] * reader.info.pixel_size_m[1] / 1e6
+    prob_map = ProbabilityMap(probabilities, reader.width, reader.height, reader.crs, reader.transform, force) \
+        if probabilities is not None else None
+    bar.total += len(grid)
+    bar.refresh()
+    s = detector.settings
+
+    def vectors(done: list) -> list[Ship]:  # finished ships leave their pixels behind at once
+        return [ship_of(p, reader.transform, reader.info.pixel_size_m)
+                for p in split_pieces(done, s.min_area, s.split, s.split_depth)]
+
+    found: list[Ship] = []
+    try:
+        for chunk in _chunks(reader, grid):
+            for tile, prob, valid, gate_p in _predict_chunk(detector, chunk, summary):
+                mask = tile.core((prob > s.threshold) & valid)
+                pieces.add(tile, mask, tile.core(prob), gate_p)
+                if prob_map is not None:
+                    prob_map.write(tile, tile.core(np.where(valid, prob, 0.0)))
+                summary.km2 += float(tile.core(valid).sum()) * pixel_km2
+                if tile.j == len(grid.cols) - 1:
+                    found += vectors(pieces.finished())
+            bar.update(len(chunk))
+            bar.set_postfix_str(f"{summary.km2:.2f} km²")
+        found += vectors(pieces.rest())
+    except BaseException:
+        if prob_map is not None:
+            prob_map.discard()
+        raise
+    summary.probabilities = prob_map.close() if prob_map is not None else None
+    summary.ships, summary.seconds = len(found), time.perf_counter() - start
+    return found, summary
+
+
+def _predict_chunk(detector: Detector, chunk: list, summary: SceneSummary):
+    """(tile, probabilities, valid, gate probability) per window; all-nodata windows are not predicted (zeros)."""
+    s = detector.settings
+    todo = [(str(k), image) for k, (_, image, valid) in enumerate(chunk) if valid.any()]
+    predictions = {p.image_id: p for p in predict_images(detector.model, todo, s, detector.gate)} if todo else {}
+    summary.predicted += len(todo)
+    summary.nodata += len(chunk) - len(todo)
+    for k, (tile, _, valid) in enumerate(chunk):
+        p = predictions.get(str(k))
+        if p is None:
+            yield tile, np.zeros(valid.shape, np.float32), valid, float("nan")
+            continue
+        gate_p = p.ship_probability
+        if detector.gate is not None and not detector.gate.accepts(gate_p):
+            summary.rejected += 1
+        yield tile, _window_rules(p.prob, valid, s), valid, gate_p
+
+
+def _window_rules(prob: np.ndarray, valid: np.ndarray, s: PredictSettings) -> np.ndarray:
+    """A window's probabilities with its nodata at 0, and all 0 when `predict` would give the image no ships:
+    below predict.gate_threshold, or more than predict.max_ships ships."""
+    prob = prob.astype(np.float32, copy=False)
+    if not valid.all():  # most windows are all valid: no copy of their probabilities then
+        prob = np.where(valid, prob, np.float32(0))
+    if s.gate_threshold and float(prob.max()) < s.gate_threshold:
+        return np.zeros_like(prob)
+    if s.max_ships and ship_count(label_instances(prob > s.threshold, s.min_area)) > s.max_ships:
+        return np.zeros_like(prob)
+    return prob

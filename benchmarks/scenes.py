@@ -14,20 +14,25 @@ windows are data.image_size px (768: the chips the model was trained on).
     (resource.getrusage(RUSAGE_SELF).ru_maxrss at its end: what the parent's RUSAGE_CHILDREN reads
     for that child alone; TensorFlow and the model included): the small scene, then the large one,
     same model and window settings -> ratio (target <= 1.2).
-(b) Throughput: km²/s of `detect` on the small scene (its default overlap, and the other of 0/0.25) against
-    `predict` (`predict_stage`, as the CLI runs it) on the same pixels cut into window-sized JPGs,
-    each in a fresh subprocess, timed around the one call: model loading and decoding included
-    both ways; km² = the scene's whole area both ways; medians of 3 interleaved rounds -> ratios
-    (target >= 0.9). With any overlap > 0, detect predicts 25 windows where predict reads 16 chips.
+(b) Throughput: km²/s of `detect` on the small scene (its defaults: windows that do not overlap, and
+    centred windows for the ships at their borders; and without centred windows) against `predict`
+    (`predict_stage`, as the CLI runs it) on the same pixels cut into window-sized JPGs, each in a
+    fresh subprocess, timed around the one call: model loading and decoding included both ways;
+    km² = the scene's whole area both ways; medians of 3 interleaved rounds -> ratios (target >= 0.9).
 (c) Stitching, on both scenes' truth (their crossing ships are placed on detect's default grid): extra
-    detections of one ship on different sides of a window core border (what stitching could cause:
-    target 0), apart from hulls the model left in pieces within one core; recall of ships inside windows -
-    recall of ships across borders (IoU >= 0.5; target <= 0.02; plain, and within size quintiles since the
-    ships clear of every border are smaller on average; each with its binomial SE); the paired figure:
-    every ship across borders, found by detect vs found by `predict_images` (what `predict` runs on a
-    decoded image: same model, settings, gate and post-processing) on a window-sized chip centred on it,
-    read as detect reads the scene (and the same for up to CONTROL_CHIPS ships inside windows, the
-    control); and the distance (px) between the centroids both give a ship they found (target <= 1 px).
+    detections of one ship on different sides of a window core border, and of those, the ones
+    stitching caused (target 0): more detections on the ship than instances `predict` leaves on the
+    chip centred on it (a hull the model itself breaks up on a chip is the model's); recall of ships
+    inside windows - recall of ships across borders (IoU >= 0.5; target <= 0.02; plain, and within
+    size quintiles since the ships clear of every border are smaller on average; each with its
+    binomial SE); the paired figure: every ship across borders, found by detect vs found by
+    `predict_images` (what `predict` runs on a decoded image: same model, settings, gate and
+    post-processing) on a window-sized chip centred on it, read as detect reads the scene; for up to
+    CONTROL_CHIPS ships inside windows, the same on the window of detect's grid that holds it (the
+    equivalent chip: the pixels detect predicted it on) and on a chip centred on it (the control: the
+    difference of the two groups' detect - centred chip is the stitching's cost in recall, paired,
+    the ships' sizes and looks cancelling out); and the distance (px) between the centroids both
+    give a ship they found, per group (target <= 1 px).
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -71,6 +77,7 @@ def brightness_run(base: Path, window: int) -> Path:
     from shiptoolkit.rundir import RunDir
 
     run = RunDir(base / "brightness")
+    shutil.rmtree(run.path, ignore_errors=True)  # an earlier --keep run's
     run.path.mkdir(parents=True)
     run.config.write_text(f'[run]\nname = "brightness"\n[data]\nimage_size = {window}\n')
     inputs = keras.Input((window, window, 3))
@@ -87,15 +94,19 @@ def child(task: dict) -> dict:
     start = time.perf_counter()
     if task["kind"] == "detect":
         from shiptoolkit.scenes.detect import detect_scenes
+        from shiptoolkit.scenes.recentre import DEFAULT_CONTEXT
 
         summary = detect_scenes(task["run"], task["scene"], task["out"], window=task["window"],
-                                overlap=task["overlap"], progress=False)
-        out = {"ships": summary.ships, "windows": summary.windows, "valid_km2": summary.km2}
+                                overlap=task["overlap"], border_context=task.get("border_context", DEFAULT_CONTEXT),
+                                progress=False, force=True)
+        out = {"ships": summary.ships, "windows": summary.windows, "valid_km2": summary.km2,
+               "centred_windows": sum(s.centred_windows for s in summary.scenes)}
     else:
         from shiptoolkit.cli.predict import _model_config_and_gate
         from shiptoolkit.inference.stage import predict_stage
 
         model, config, gate = _model_config_and_gate(None, None, task["run"], (), False)
+        Path(task["out"]).unlink(missing_ok=True)  # an earlier --keep run's
         result = predict_stage(config, model, task["run"], progress=False, images=task["images"], out=task["out"],
                                gate=gate)
         out = {"images": result.total_images, "submission": str(result.path)}
@@ -112,19 +123,28 @@ def in_subprocess(task: dict) -> dict:
 
 
 def make_scenes(base: Path, sizes: dict) -> dict:
-    """The small and large scenes, their crossing ships placed on the borders of detect's default grid."""
+    """The small and large scenes, their crossing ships placed on the borders of detect's default grid (kept ones
+    in `base`, from an earlier --keep run with the same sizes, are used again)."""
     from shiptoolkit.scenes.detect import DEFAULT_OVERLAP
-    from shiptoolkit.scenes.synthetic import make_scene
+    from shiptoolkit.scenes.synthetic import load_truth, make_scene
 
     scenes = {}
     for name in ("small", "large"):
         start = time.perf_counter()
-        scenes[name] = make_scene(base / f"{name}.tif", size=sizes[name], window=sizes["window"],
-                                  overlap=DEFAULT_OVERLAP,
-                                  seed=28, nodata_margin=sizes["window"] // 12, ships=sizes["ships"].get(name))
-        truth = scenes[name]
+        kept = base / f"{name}.truth.json"
+        truth = load_truth(kept) if kept.is_file() else None
+        how = f"kept from an earlier run ({kept})"
+        if truth is None or (truth.size, truth.window, truth.overlap) != (sizes[name], sizes["window"],
+                                                                          DEFAULT_OVERLAP):
+            if truth is not None:
+                raise SystemExit(f"{kept} is a scene of other settings: give another --keep folder.")
+            truth = make_scene(base / f"{name}.tif", size=sizes[name], window=sizes["window"],
+                               overlap=DEFAULT_OVERLAP, seed=28, nodata_margin=sizes["window"] // 12,
+                               ships=sizes["ships"].get(name))
+            how = "written"
+        scenes[name] = truth
         print(f"# scene {name}: {truth.size} px, {len(truth.ships)} ships ({len(truth.crossing)} across window "
-              f"borders), written in {time.perf_counter() - start:.0f} s", flush=True)
+              f"borders), {how} in {time.perf_counter() - start:.0f} s", flush=True)
     return scenes
 
 
@@ -134,6 +154,7 @@ def cut_chips(scene: Path, folder: Path, window: int) -> int:
     import rasterio
     from rasterio.windows import Window
 
+    shutil.rmtree(folder, ignore_errors=True)  # an earlier --keep run's
     folder.mkdir()
     count = 0
     with rasterio.open(scene) as src:
@@ -147,22 +168,20 @@ def cut_chips(scene: Path, folder: Path, window: int) -> int:
 
 def memory_and_speed(run: Path, scenes: dict, base: Path, window: int, repeats: int) -> dict:
     """(a) and (b): the detect and predict subprocesses; their outputs are kept for (c). The throughputs are
-    medians of `repeats` rounds, each running detect (its default overlap), detect with the other overlap
-    (0 when the default is not, else 0.25) and predict one after the other (the machines are shared: a round
-    sees about the same load throughout)."""
+    medians of `repeats` rounds, each running detect (its defaults), detect without centred windows and
+    predict one after the other (the machines are shared: a round sees about the same load throughout)."""
     import statistics
 
     small, large = scenes["small"], scenes["large"]
     task = {"kind": "detect", "run": str(run), "window": window, "overlap": small.overlap}
-    other = 0.0 if small.overlap else 0.25
-    alt = f"detect_overlap{other:g}".replace(".", "")  # detect_overlap0 or detect_overlap025
+    alt = "detect_no_centred_windows"
     det_large = in_subprocess({**task, "scene": str(large.path), "out": str(base / "large.gpkg")})
     chips = cut_chips(small.path, base / "chips", window)
     rounds = []
     for r in range(repeats):
         rounds.append({
             "detect": in_subprocess({**task, "scene": str(small.path), "out": str(base / f"small-{r}.gpkg")}),
-            alt: in_subprocess({**task, "overlap": other, "scene": str(small.path),
+            alt: in_subprocess({**task, "border_context": 0, "scene": str(small.path),
                                 "out": str(base / f"other-{r}.gpkg")}),
             "predict_jpg_chips": in_subprocess({"kind": "predict", "run": str(run), "images": str(base / "chips"),
                                                 "out": str(base / f"chips-{r}.csv")})})
@@ -177,8 +196,10 @@ def memory_and_speed(run: Path, scenes: dict, base: Path, window: int, repeats: 
         report(f"{name}_km2_per_s", km2 / value, "km2/s")
     report("detect_over_predict_throughput", seconds["predict_jpg_chips"] / seconds["detect"], "x")
     report(f"{alt}_over_predict_throughput", seconds["predict_jpg_chips"] / seconds[alt], "x")
+    report(f"detect_centred_windows_{small.size}px", det_small["centred_windows"], "windows")
+    report(f"detect_centred_windows_{large.size}px", det_large["centred_windows"], "windows")
     print(f"# {chips} JPG chips of {window} px for predict; detect windows: {det_small['windows']} (overlap "
-          f"{small.overlap:g}, the default), {rounds[0][alt]['windows']} (overlap {other:g}); "
+          f"{small.overlap:g}) + {det_small['centred_windows']} centred windows; "
           f"medians of {repeats} round(s): "
           + ", ".join(f"{name} {value:.1f} s" for name, value in seconds.items())
           + f"; large scene: {det_large['windows']} windows, {det_large['seconds']:.0f} s", flush=True)
@@ -267,39 +288,50 @@ def size_matched_difference(crossing: list, inside: list, bins: int = 5) -> tupl
 
 
 def against_chips(run: Path, matches: list, window: int) -> None:
-    """`predict` on a window-sized chip centred on every ship across borders, and on up to CONTROL_CHIPS ships
-    inside windows (the control): found by detect vs found by predict on its chip, ship by ship (paired, with
-    its SE); and the distance between the centroids both give a ship they both found (target <= 1 px)."""
+    """`predict` on the chip of every ship across borders (centred on it) and of up to CONTROL_CHIPS ships inside
+    windows (the window holding it): found by detect vs by predict on its chip, ship by ship (paired, with its
+    SE); the detections of a ship across borders beyond the instances predict leaves on its chip (stitching's
+    duplicates: target 0); and the distance between the centroids both give a ship they both found (target
+    <= 1 px)."""
     import numpy as np
 
     from shiptoolkit.scenes.against_chips import paired_difference, predict_on_centred_chips
     from shiptoolkit.scenes.detect import load_detector
 
     detector = load_detector(run)
-    groups = {"across_borders": [(t, m) for t, m in matches if m.truth.crosses_border],
-              "inside_windows": [(t, m) for t, m in matches if not m.truth.crosses_border][:CONTROL_CHIPS]}
-    distances = []
-    for name, chosen in groups.items():
+    inside = [(t, m) for t, m in matches if not m.truth.crosses_border][:CONTROL_CHIPS]
+    groups = {"across_borders": ([(t, m) for t, m in matches if m.truth.crosses_border], True),
+              "inside_windows": (inside, False), "inside_windows_centred": (inside, True)}
+    differences = {}
+    for name, (chosen, centred) in groups.items():
         pairs = []
         for truth in {id(t): t for t, _ in chosen}.values():
             mine = [m for t, m in chosen if t is truth]
-            pairs += zip(mine, predict_on_centred_chips(detector, truth, [m.truth for m in mine], window),
-                         strict=True)
+            pairs += zip(mine, predict_on_centred_chips(detector, truth, [m.truth for m in mine], window,
+                                                        centred=centred), strict=True)
         by_detect, by_chip = [m.found for m, _ in pairs], [c.found for _, c in pairs]
         diff, se = paired_difference(by_detect, by_chip)
+        differences[name] = (diff, se)
+        chip = "centred_chip" if centred else "window_chip"
         report(f"scene_chips_{name}", len(pairs), "ships")
         report(f"scene_recall_{name}_detect", float(np.mean(by_detect)) if pairs else float("nan"), "recall")
-        report(f"scene_recall_{name}_predict_on_chip", float(np.mean(by_chip)) if pairs else float("nan"), "recall")
+        report(f"scene_recall_{name}_predict_on_{chip}", float(np.mean(by_chip)) if pairs else float("nan"),
+               "recall")
         report(f"scene_recall_{name}_detect_minus_chip", diff, "recall")
         report(f"scene_recall_{name}_detect_minus_chip_se", se, "recall")
-        distances += [float(np.hypot(m.centroid[0] - c.centroid[0], m.centroid[1] - c.centroid[1]))
-                      for m, c in pairs if m.found and c.found]
-    if distances:
-        report("scene_centroid_vs_predict_median", float(np.median(distances)), "px")
-        report("scene_centroid_vs_predict_p95", float(np.percentile(distances, 95)), "px")
-        report("scene_centroid_vs_predict_max", float(np.max(distances)), "px")
-        report("scene_centroid_within_1px_share", float(np.mean(np.array(distances) <= 1.0)), "share")
-    print(f"# centroids compared on {len(distances)} ships found by both (chips centred on them)", flush=True)
+        report(f"scene_duplicates_{name}_beyond_chip", sum(max(0, m.detections - max(1, c.instances))
+                                                           for m, c in pairs), "ships")
+        distances = [float(np.hypot(m.centroid[0] - c.centroid[0], m.centroid[1] - c.centroid[1]))
+                     for m, c in pairs if m.found and c.found]
+        if distances:
+            report(f"scene_centroid_{name}_vs_{chip}_median", float(np.median(distances)), "px")
+            report(f"scene_centroid_{name}_vs_{chip}_p95", float(np.percentile(distances, 95)), "px")
+            report(f"scene_centroid_{name}_vs_{chip}_max", float(np.max(distances)), "px")
+            report(f"scene_centroid_{name}_within_1px_share", float(np.mean(np.array(distances) <= 1.0)), "share")
+        print(f"# {name}: centroids compared on {len(distances)} ships found by both", flush=True)
+    (across, se_a), (control, se_c) = differences["across_borders"], differences["inside_windows_centred"]
+    report("scene_recall_across_minus_inside_vs_centred_chips", across - control, "recall")
+    report("scene_recall_across_minus_inside_vs_centred_chips_se", float(np.hypot(se_a, se_c)), "recall")
 
 
 def main(argv: list[str]) -> int:

@@ -10,14 +10,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 FIGURE = re.compile(r"^([a-z0-9_]+): (\S+) (\S+)$", re.MULTILINE)
 EXPECTED = ["detect_peak_rss_256px", "detect_peak_rss_384px", "detect_peak_rss_large_over_small", "detect_km2_per_s",
-            "detect_overlap0_km2_per_s", "predict_jpg_chips_km2_per_s", "detect_over_predict_throughput",
-            "detect_overlap0_over_predict_throughput", "scene_ships_across_borders", "scene_ships_inside_windows",
+            "detect_no_centred_windows_km2_per_s", "predict_jpg_chips_km2_per_s", "detect_over_predict_throughput",
+            "detect_no_centred_windows_over_predict_throughput", "detect_centred_windows_256px",
+            "detect_centred_windows_384px", "scene_ships_across_borders", "scene_ships_inside_windows",
             "scene_duplicates_across_core_borders", "scene_hulls_split_by_model", "scene_recall_across_borders",
             "scene_recall_inside_windows", "scene_recall_inside_minus_across", "scene_recall_inside_minus_across_se",
             "scene_recall_inside_minus_across_size_matched_se", "scene_false_detections",
-            "scene_chips_across_borders", "scene_recall_across_borders_predict_on_chip",
+            "scene_chips_across_borders", "scene_recall_across_borders_predict_on_centred_chip",
             "scene_recall_across_borders_detect_minus_chip", "scene_recall_across_borders_detect_minus_chip_se",
-            "scene_centroid_vs_predict_median", "scene_centroid_vs_predict_max", "scene_centroid_within_1px_share"]
+            "scene_duplicates_across_borders_beyond_chip", "scene_recall_inside_windows_predict_on_window_chip",
+            "scene_duplicates_inside_windows_beyond_chip"]
 
 
 def test_the_scene_example_runs_from_synth_to_the_score(tmp_path):

@@ -13,7 +13,7 @@ import pytest
 import rasterio
 
 from shiptoolkit.models.saving import save_model
-from shiptoolkit.scenes.against_chips import chip_origin, paired_difference, predict_on_centred_chips
+from shiptoolkit.scenes.against_chips import chip_origin, paired_difference, predict_on_centred_chips, window_origin
 from shiptoolkit.scenes.against_truth import read_polygons, score_against_truth, ship_iou
 from shiptoolkit.scenes.detect import detect_scenes, load_detector
 from shiptoolkit.scenes.synthetic import make_scene
@@ -82,3 +82,14 @@ def test_paired_difference_counts_only_the_ships_one_found_and_the_other_not():
 def test_chips_stay_inside_the_scene(red_truth):
     ship = dataclasses.replace(red_truth.ships[0], pixel_centroid=(3.0, SIZE - 2.0))
     assert chip_origin(ship, SIZE, WINDOW) == (SIZE - WINDOW, 0)
+
+
+def test_a_ship_inside_a_window_has_that_window_as_its_chip(red_truth, detector):
+    inside = [s for s in red_truth.ships if not s.crosses_border]
+    assert inside
+    for ship in inside:
+        row, col = window_origin(ship, red_truth)
+        assert row % WINDOW == 0 and col % WINDOW == 0  # overlap 0: the windows are the 64 px grid
+        assert row <= ship.pixel_centroid[1] < row + WINDOW and col <= ship.pixel_centroid[0] < col + WINDOW
+    chips = predict_on_centred_chips(detector, red_truth, inside, WINDOW, centred=False)
+    assert all(c.found and c.instances == 1 for c in chips), [(c.ship.id, c.iou, c.instances) for c in chips]

@@ -38,7 +38,7 @@ _SCENE_OPTIONS = ("scene_size", "bands", "dtype", "ships", "nodata_margin", "win
               help="--scene: px of nodata around the footprint.")
 @click.option("--window", type=click.IntRange(min=32), default=768, show_default=True,
               help="--scene: the detection window (px, as detect's --window) whose borders some ships cross.")
-@click.option("--overlap", type=click.FloatRange(0, 1, max_open=True), default=0.25, show_default=True,
+@click.option("--overlap", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True,
               help="--scene: the fraction of a window shared with its neighbour (as detect's --overlap).")
 @click.option("--cog", is_flag=True, help="--scene: write a Cloud-Optimized GeoTIFF.")
 @click.pass_context

@@ -1,12 +1,13 @@
-"""What `predict` finds on a chip centred on each true ship of a synthetic scene: the reference for stitching.
+"""What `predict` finds on the chip of each true ship of a synthetic scene: the reference for stitching.
 
-A ship across window borders is cut by `detect`'s windows and stitched; on a window-sized chip
-centred on it, read as `detect` reads the scene, `predict` sees it whole, with all the context it
-can have. Scoring both against the same truth, the same way (each instance vectorised as `detect`
-vectorises its ships, then its IoU with the true ship's pixels on the scene grid), tells apart
-what stitching costs from what the model misses anyway: `found by detect` vs `found by predict on
-its chip`, ship by ship (`paired_difference`: a paired estimate, with far less noise than two
-recalls over different ships).
+A ship inside one of `detect`'s windows has that window as its chip (`window_origin`): `predict`
+on it sees exactly what `detect` saw. A ship across window borders is cut by the windows; on a
+window-sized chip centred on it (`chip_origin`), read as `detect` reads the scene, `predict` sees
+it whole, with all the context it can have. Scoring both against the same truth, the same way
+(each instance vectorised as `detect` vectorises its ships, then its IoU with the true ship's
+pixels on the scene grid), tells apart what stitching costs from what the model misses anyway:
+`found by detect` vs `found by predict on its chip`, ship by ship (`paired_difference`: a paired
+estimate, with far less noise than two recalls over different ships).
 """
 
 from __future__ import annotations
@@ -18,11 +19,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from shiptoolkit.inference.prediction import predict_images
-from shiptoolkit.scenes.against_truth import ship_iou
+from shiptoolkit.scenes.against_truth import ON_SHIP, ship_iou
 from shiptoolkit.scenes.detect import Detector
 from shiptoolkit.scenes.reading import SceneReader
 from shiptoolkit.scenes.ships import ship_of
-from shiptoolkit.scenes.stitch import Piece
+from shiptoolkit.scenes.stitch import Piece, WindowGrid
 from shiptoolkit.scenes.synthetic import SceneTruth, ShipTruth
 
 BATCH = 8  # chips predicted together
@@ -30,13 +31,15 @@ BATCH = 8  # chips predicted together
 
 @dataclass(frozen=True)
 class ChipMatch:
-    """One true ship on its centred chip: the best IoU of predict's instances with it, found (IoU >= 0.5), and
-    that instance's centroid (col, row) in scene pixels (None when no instance lies on the ship)."""
+    """One true ship on its chip: the best IoU of predict's instances with it, found (IoU >= 0.5), that
+    instance's centroid (col, row) in scene pixels (None when no instance lies on the ship), and how many
+    instances lie on it (ON_SHIP of their pixels or more: more than one, the model left the hull in pieces)."""
 
     ship: ShipTruth
     iou: float
     found: bool
     centroid: tuple[float, float] | None
+    instances: int = 0
 
 
 def chip_origin(ship: ShipTruth, size: int, window: int) -> tuple[int, int]:
@@ -47,17 +50,28 @@ def chip_origin(ship: ShipTruth, size: int, window: int) -> tuple[int, int]:
     return top, left
 
 
+def window_origin(ship: ShipTruth, truth: SceneTruth) -> tuple[int, int]:
+    """(row, col) of the window of `detect`'s grid (the truth's window and overlap) whose core holds the ship's
+    centroid."""
+    from bisect import bisect
+
+    grid = WindowGrid(truth.size, truth.size, truth.window, truth.overlap)
+    col, row = ship.pixel_centroid
+    return grid.rows[bisect(grid.row_bounds, row) - 1], grid.cols[bisect(grid.col_bounds, col) - 1]
+
+
 def predict_on_centred_chips(detector: Detector, truth: SceneTruth, ships: Sequence[ShipTruth], window: int,
-                             iou: float = 0.5) -> list[ChipMatch]:
+                             iou: float = 0.5, centred: bool = True) -> list[ChipMatch]:
     """A `ChipMatch` per ship: `predict_images` (what `predict` runs on a decoded image: same model, settings,
-    gate and post-processing) on the chip centred on it."""
+    gate and post-processing) on the chip centred on it, or (`centred` False) on its window of detect's grid."""
     import rasterio
 
     out: list[ChipMatch] = []
     with SceneReader(truth.path) as reader, rasterio.open(truth.labels) as labels:
         for start in range(0, len(ships), BATCH):
             batch = list(ships[start:start + BATCH])
-            origins = [chip_origin(ship, truth.size, window) for ship in batch]
+            origins = [chip_origin(ship, truth.size, window) if centred else window_origin(ship, truth)
+                       for ship in batch]
             chips = []
             for k, (r0, c0) in enumerate(origins):
                 image, valid = reader.read(r0, c0, window)
@@ -78,16 +92,17 @@ def _best(detector: Detector, reader: SceneReader, labels, truth: SceneTruth, sh
     instances = detector.settings.labels(prob)
     height, width = instances.shape
     on_ship = labels.read(1, window=Window(c0, r0, width, height), boundless=True, fill_value=0) == ship.id
-    best, centroid = -1.0, None
+    best, centroid, lying = -1.0, None, 0
     for k in np.unique(instances[on_ship & (instances > 0)]):
         rows, cols = np.nonzero(instances == k)
+        lying += int(on_ship[rows, cols].sum()) >= ON_SHIP * rows.size
         piece = Piece(rows.astype(np.int32) + r0, cols.astype(np.int32) + c0, prob[rows, cols], float("nan"))
         polygon = ship_of(piece, reader.transform, reader.info.pixel_size_m).polygon
         value, there = ship_iou(truth, labels, polygon, ship)
         if value > best:
             best, centroid = value, there
     best = max(best, 0.0)
-    return ChipMatch(ship, best, best >= iou, centroid)
+    return ChipMatch(ship, best, best >= iou, centroid, lying)
 
 
 def paired_difference(a: Sequence[bool], b: Sequence[bool]) -> tuple[float, float]:

@@ -2,8 +2,8 @@
 
 The API (what `shiptoolkit detect` runs)::
 
-    detect_scenes(model, scenes, out, *, bands=None, scale=None, window=768, overlap=0.25,
-                  resample=False, probabilities=None, force=False, progress=True,
+    detect_scenes(model, scenes, out, *, bands=None, scale=None, window=768, overlap=0.0,
+                  border_context=96, resample=False, probabilities=None, force=False, progress=True,
                   overrides=()) -> DetectSummary
 
 `model` is a run directory (its best.keras, config.toml, postprocess.json and gate), an export
@@ -12,19 +12,19 @@ path or several (GeoTIFF/COG/anything rasterio reads). `out`: .geojson, .gpkg or
 written over unless `force`. `bands` "1,2,3" (1-based, the model's R,G,B order); `scale`
 "p2,p98" (percentile stretch per band, from an overview) or "0,3000" (fixed range) for scenes
 that are not 8-bit (default p2,p98 for them); `window` and `overlap`: the scene windows (the
-chips the model sees, as `predict` sees a 768 px image); `resample`: read the scene at the
-model's data.pixel_size_m; `probabilities`: a .tif path for the stitched probability COG.
+chips the model sees, as `predict` sees a 768 px image); `border_context`: the context (px) around a
+ship at a window border in the window it is predicted again on (0: none); `resample`: read the
+scene at the model's data.pixel_size_m; `probabilities`: a .tif path for the stitched probability COG.
 
-Why the default overlap is 0.25 (`DEFAULT_OVERLAP`): stitching joins a ship's fragments across core
-borders whatever the overlap, but a window's edge pixels are predicted with no context beyond the
-edge. At overlap 0 the core borders are those edges: on benchmarks/scenes.py's 12,288 + 3,072 px
-scenes (quickstart model) ships across borders were found at 0.42 against 0.54 inside windows
-(size-matched difference 0.117 +- 0.040) and 18 of them came out in two pieces with a gap of sea
-between them at the border; at 0.25 (96 px of context on each side of a core border), 0.024 and 1,
-and ships across borders are found as often as `predict` finds them on a chip centred on each
-(+0.011 +- 0.012, paired, 281 ships). The price is windows: a 3,072 px scene is 16 windows of
-768 px at overlap 0 but 25 at any overlap > 0 (the model's time is ~90% of detect's: ~0.6x the
-throughput of `predict` on the same chips there, 0.85x at overlap 0).
+Why windows do not overlap by default, and what centred windows are for: stitching joins a ship's
+fragments across core borders whatever the overlap, but a window's edge pixels are predicted with
+no context beyond the edge. On benchmarks/scenes.py's 12,288 + 3,072 px scenes (quickstart model),
+at overlap 0 and no centred windows ships across borders were found at 0.42 against 0.54 inside windows
+(size-matched difference 0.117 +- 0.040) and 18 came out in two pieces with a gap of sea at the
+border; overlap 0.25 (96 px of context at every core border) mends that (0.024 and 1), but a
+3,072 px scene is then 25 windows of 768 px instead of 16 (0.6x the throughput of `predict` on the
+same chips). Centred windows (`shiptoolkit.scenes.recentre`) give those 96 px of context only where a
+ship lies at a border: the windows are `predict`'s chips, plus one small window per such ship.
 """
 
 from __future__ import annotations
@@ -48,14 +48,16 @@ from shiptoolkit.inference.prediction import PredictSettings, predict_images, sh
 from shiptoolkit.inference.replicas import spread
 from shiptoolkit.inference.stage import checked_model, gate_for, tuned_beside
 from shiptoolkit.rundir import RunDir
+from shiptoolkit.scenes.collect import ShipCollector
 from shiptoolkit.scenes.probmap import ProbabilityMap, probability_paths
 from shiptoolkit.scenes.reading import SceneReader, check_scene, parse_bands, parse_scale, require_geo
-from shiptoolkit.scenes.ships import Ship, ship_of, split_pieces
+from shiptoolkit.scenes.recentre import DEFAULT_CONTEXT
+from shiptoolkit.scenes.ships import Ship
 from shiptoolkit.scenes.stitch import ScenePieces, Tile, WindowGrid
 from shiptoolkit.scenes.vectors import SceneShips, check_free, output_driver, write_ships
 
 CHUNK = 8  # windows read ahead and predicted together
-DEFAULT_OVERLAP = 0.25  # see the module docstring: the context at core borders that ships across them need
+DEFAULT_OVERLAP = 0.0  # see the module docstring: centred windows give ships at core borders their context
 # GDAL's block cache (default: 5% of the RAM) would keep every block of the scene read so far: a window row
 # and its overlap need a few MB, so a small cache keeps memory flat whatever the scene's size.
 GDAL_CACHE_MB = 64
@@ -103,13 +105,16 @@ def load_detector(run_or_export: str | Path, config: str | Path | dict | None = 
 
 @dataclass
 class SceneSummary:
-    """One scene's counts: windows (predicted, all nodata, rejected by the gate), km² of valid pixels, ships."""
+    """One scene's counts: windows (predicted, all nodata, rejected by the gate), centred windows (ships at borders
+    predicted again), km² of valid pixels, ships."""
 
     path: str
     windows: int = 0
     predicted: int = 0
     nodata: int = 0
     rejected: int = 0
+    centred_windows: int = 0
+    border_views: tuple[int, int] = (0, 0)  # views across rejected windows' borders: gated, accepted
     km2: float = 0.0
     ships: int = 0
     seconds: float = 0.0
@@ -144,19 +149,19 @@ class DetectSummary:
 
 def detect_scenes(model: str | Path | Detector, scenes: str | Path | Sequence[str | Path], out: str | Path, *,
                   bands: str | Sequence[int] | None = None, scale: str | tuple[float, float] | None = None,
-                  window: int = 768, overlap: float = DEFAULT_OVERLAP, resample: bool = False,
-                  probabilities: str | Path | None = None, force: bool = False, progress: bool = True,
-                  overrides: Sequence[str] = ()) -> DetectSummary:
+                  window: int = 768, overlap: float = DEFAULT_OVERLAP, border_context: int = DEFAULT_CONTEXT,
+                  resample: bool = False, probabilities: str | Path | None = None, force: bool = False,
+                  progress: bool = True, overrides: Sequence[str] = ()) -> DetectSummary:
     """Detect ships on whole scenes and write them to `out` (see the module docstring for every argument).
 
     Raises:
         GeoExtraMissingError: the `geo` extra is not installed.
-        ConfigError: a bad option (--bands, --scale, --window, --overlap, an output that exists).
+        ConfigError: a bad option (--bands, --scale, --window, --overlap, --border-context, an output that exists).
         DataError: a scene that cannot be read or is not georeferenced.
     """
     require_geo()
     scenes = [Path(scenes)] if isinstance(scenes, (str, Path)) else [Path(s) for s in scenes]
-    maps = check_arguments(scenes, out, bands, scale, window, overlap, probabilities, force)
+    maps = check_arguments(scenes, out, bands, scale, window, overlap, probabilities, force, border_context)
     detector = model if isinstance(model, Detector) else load_detector(model, overrides=overrides)
     _check_window(detector, window)
     start = time.perf_counter()
@@ -166,16 +171,17 @@ def detect_scenes(model: str | Path | Detector, scenes: str | Path | Sequence[st
     with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), _progress_bar(progress) as bar:
         for scene, map_path in zip(scenes, maps, strict=True):
             with SceneReader(scene, bands, parse_scale(scale), detector.pixel_size_m, resample) as reader:
-                ships, summary = detect_scene(detector, reader, window, overlap, bar, map_path, force)
+                ships, summary = detect_scene(detector, reader, window, overlap, bar, map_path, force,
+                                              border_context)
             groups.append(SceneShips(str(scene), reader.crs, ships))
             summaries.append(summary)
-    metadata = _metadata(detector, summaries, window, overlap)
+    metadata = _metadata(detector, summaries, window, overlap, border_context)
     path = write_ships(out, groups, metadata, force)
     return DetectSummary(path, summaries, time.perf_counter() - start)
 
 
 def check_arguments(scenes: list[Path], out, bands, scale, window: int, overlap: float, probabilities,
-                     force: bool) -> list[Path | None]:
+                     force: bool, border_context: int = DEFAULT_CONTEXT) -> list[Path | None]:
     """Refuse every mistake that can be found before the model loads (options, outputs, scenes); returns each
     scene's probability map path (or None)."""
     if not scenes:
@@ -186,6 +192,9 @@ def check_arguments(scenes: list[Path], out, bands, scale, window: int, overlap:
     if not 0 <= float(overlap) < 1:
         raise ConfigError(f"--overlap {overlap}: give the fraction of a window shared with its neighbour, in "
                           "[0, 1), e.g. 0.25.")
+    if not 0 <= int(border_context) <= 4096:
+        raise ConfigError(f"--border-context {border_context}: give the context in pixels around a ship at a window "
+                          f"border, within 0..4096 (e.g. {DEFAULT_CONTEXT}; 0: no centred windows).")
     output_driver(out)
     check_free(out, force)
     parse_bands(bands)
@@ -201,8 +210,7 @@ def check_arguments(scenes: list[Path], out, bands, scale, window: int, overlap:
 
 def _check_window(detector: Detector, window: int) -> None:
     """A model with a fixed input size (one that cannot run on whole images) needs windows at least that big."""
-    shape = getattr(detector.model, "input_shape", None)
-    side = shape[1] if isinstance(shape, tuple) and len(shape) == 4 else None
+    side = _fixed_side(detector)
     if side and side > window:
         raise ConfigError(f"--window {window} is smaller than the model's fixed input ({side} px): give --window "
                           f"{side} or more (e.g. 768, the Airbus chips' side).")
@@ -226,9 +234,11 @@ def _progress_bar(progress: bool):
     return tqdm(total=0, desc="detect", unit="window")
 
 
-def _metadata(detector: Detector, summaries: list[SceneSummary], window: int, overlap: float) -> dict:
+def _metadata(detector: Detector, summaries: list[SceneSummary], window: int, overlap: float,
+              border_context: int) -> dict:
     s = detector.settings
     return {"shiptoolkit": __version__, "model": detector.name, "window": window, "overlap": overlap,
+            "border_context": border_context,
             "threshold": s.threshold, "min_area": s.min_area, "split": s.split,
             "gate": detector.gate is not None, "model_pixel_size_m": detector.pixel_size_m,
             "heading_deg": "bearing of the long axis from grid north, clockwise, 0..180 (bow and stern not told apart)",
@@ -258,7 +268,8 @@ def _chunks(reader: SceneReader, grid: WindowGrid) -> Iterator[list[tuple[Tile, 
 
 
 def detect_scene(detector: Detector, reader: SceneReader, window: int, overlap: float, bar,
-                 probabilities: Path | None = None, force: bool = False) -> tuple[list[Ship], SceneSummary]:
+                 probabilities: Path | None = None, force: bool = False,
+                 border_context: int = DEFAULT_CONTEXT) -> tuple[list[Ship], SceneSummary]:
     """The ships of one scene (in its CRS) and its `SceneSummary`; `bar` counts windows and km²."""
     start = time.perf_counter()
     grid = WindowGrid(reader.height, reader.width, window, overlap)
@@ -270,32 +281,46 @@ def detect_scene(detector: Detector, reader: SceneReader, window: int, overlap: 
     bar.total += len(grid)
     bar.refresh()
     s = detector.settings
-
-    def vectors(done: list) -> list[Ship]:  # finished ships leave their pixels behind at once
-        return [ship_of(p, reader.transform, reader.info.pixel_size_m)
-                for p in split_pieces(done, s.min_area, s.split, s.split_depth)]
-
-    found: list[Ship] = []
+    ships = ShipCollector(detector, reader, grid, border_context, _smallest_window(detector, window), prob_map)
     try:
         for chunk in _chunks(reader, grid):
-            for tile, prob, valid, gate_p in _predict_chunk(detector, chunk, summary):
+            predicted = _predict_chunk(detector, chunk, summary)
+            for (_, image, _), (tile, prob, valid, gate_p) in zip(chunk, predicted, strict=True):
+                ships.saw(tile, image, valid, gate_p)
                 mask = tile.core((prob > s.threshold) & valid)
                 pieces.add(tile, mask, tile.core(prob), gate_p)
                 if prob_map is not None:
                     prob_map.write(tile, tile.core(np.where(valid, prob, 0.0)))
                 summary.km2 += float(tile.core(valid).sum()) * pixel_km2
-                if tile.j == len(grid.cols) - 1:
-                    found += vectors(pieces.finished())
+                if tile.j == len(grid.cols) - 1:  # ships that cannot grow leave their pixels behind
+                    ships.finished(pieces.finished(grid.row_bounds[tile.i + 1], ships.gap), grid.row_bounds[tile.i])
             bar.update(len(chunk))
             bar.set_postfix_str(f"{summary.km2:.2f} km²")
-        found += vectors(pieces.rest())
+        ships.finished(pieces.rest(), grid.row_bounds[-1])
     except BaseException:
         if prob_map is not None:
             prob_map.discard()
         raise
     summary.probabilities = prob_map.close() if prob_map is not None else None
+    found = ships.ships()
     summary.ships, summary.seconds = len(found), time.perf_counter() - start
+    summary.centred_windows, summary.border_views = ships.centred_windows, ships.border_views
     return found, summary
+
+
+def _smallest_window(detector: Detector, window: int) -> int:
+    """The smallest centred window the model takes as it takes `window`: its fixed input, or `window` itself when
+    predict.resize scales windows to the training scale (a smaller one would be enlarged)."""
+    if detector.settings.resize:
+        return window
+    windowed = detector.settings.window if not detector.settings.whole_image else 0
+    return int(_fixed_side(detector) or windowed or 0)
+
+
+def _fixed_side(detector: Detector) -> int | None:
+    """The side of the model's fixed input, or None for a model that takes any size."""
+    shape = getattr(detector.model, "input_shape", None)
+    return shape[1] if isinstance(shape, tuple) and len(shape) == 4 else None
 
 
 def _predict_chunk(detector: Detector, chunk: list, summary: SceneSummary):

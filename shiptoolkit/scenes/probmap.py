@@ -43,11 +43,15 @@ class ProbabilityMap:
 
     def write(self, tile: Tile, probs: np.ndarray) -> None:
         """The core probabilities (float, 0..1) of a tile."""
+        self.write_at(tile.core_rows[0], tile.core_cols[0], probs)
+
+    def write_at(self, row: int, col: int, probs: np.ndarray) -> None:
+        """Probabilities (float, 0..1) over the scene pixels from (row, col), e.g. a centred window's, written over
+        what its windows wrote there."""
         from rasterio.windows import Window
 
-        (r0, r1), (c0, c1) = tile.core_rows, tile.core_cols
         values = np.clip(np.asarray(probs) * 255.0, 0, 255).round().astype(np.uint8)
-        self.dataset.write(values, 1, window=Window(c0, r0, c1 - c0, r1 - r0))
+        self.dataset.write(values, 1, window=Window(col, row, values.shape[1], values.shape[0]))
 
     def close(self) -> Path:
         """Copy to a COG beside the target and rename it into place; returns the path."""

@@ -10,6 +10,7 @@ overview of the scene, whatever the scene's size.
 from __future__ import annotations
 
 import math
+import threading
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -173,6 +174,7 @@ class SceneReader:
                  resample: bool = False) -> None:
         self.path = Path(path)
         self.source = open_scene(path)
+        self.lock = threading.Lock()  # a GDAL dataset is not thread-safe: windows read ahead, centred windows on demand
         try:
             self._prepare(bands, scale, model_pixel_m, resample)
         except BaseException:
@@ -271,8 +273,9 @@ class SceneReader:
         if r1 <= r0 or c1 <= c0:
             return image, valid
         window = Window(c0, r0, c1 - c0, r1 - r0)
-        data = self.dataset.read(self.bands, window=window)
-        mask = self.dataset.dataset_mask(window=window) > 0
+        with self.lock:
+            data = self.dataset.read(self.bands, window=window)
+            mask = self.dataset.dataset_mask(window=window) > 0
         inner = (slice(r0 - row, r1 - row), slice(c0 - col, c1 - col))
         image[inner] = np.where(mask[..., None], self._to_uint8(data), 0)
         valid[inner] = mask

@@ -186,11 +186,15 @@ class ScenePieces:
         for x, y in set(zip(a[both].tolist(), b[both].tolist(), strict=True)):
             self.union(x, y)
 
-    def finished(self) -> list[Piece]:
-        """Call after the last window of a row: the ships that cannot grow any more (none on the row's last line)."""
+    def finished(self, bottom: int = 0, gap: int = 0) -> list[Piece]:
+        """Call after the last window of a row: the ships that cannot grow any more (none on the row's last line)
+        and, with `gap`, none of whose pixels lies within `gap` rows of `bottom` (the row's core end), so that
+        ships near each other across that border come out together (see `shiptoolkit.scenes.recentre`)."""
         self.above, self.line = self.line, np.zeros(self.width, np.int64)
         self.left = None
         open_roots = {self.find(int(k)) for k in np.unique(self.above) if k}
+        if gap > 0:
+            open_roots |= {self.find(k) for k, piece in self.pieces.items() if int(piece.rows.max()) >= bottom - gap}
         return self._take(lambda root: root not in open_roots)
 
     def rest(self) -> list[Piece]:

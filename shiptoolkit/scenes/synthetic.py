@@ -103,7 +103,7 @@ def _check(size: int, bands: int, dtype: str, window: int, overlap: float, nodat
 
 def make_scene(path: str | Path, size: int = 3072, bands: int = 3, dtype: str = "uint8", crs: str = "EPSG:32631",
                pixel_size: float = 1.5, origin: tuple[float, float] = DEFAULT_ORIGIN, nodata_margin: int = 64,
-               ships: int | None = None, seed: int = 0, window: int = 768, overlap: float = 0.25,
+               ships: int | None = None, seed: int = 0, window: int = 768, overlap: float = 0.0,
                crossing_fraction: float = 0.4, nodata: int | None = 0, mask: bool = False, cog: bool = False,
                coast: bool | None = None) -> SceneTruth:
     """Write a synthetic scene at `path` (a new .tif) and its truth beside it; return the truth.

@@ -130,16 +130,16 @@ class Recentring:
         keep = [p for p, a in zip(pieces, at, strict=True) if not a]
         todo = [centred_window(group, self.context, self.min_size)
                 for group in clusters([p for p, a in zip(pieces, at, strict=True) if a], self.gap)]
-        new = _once(self.predict(todo), self.reader.width)
-        new_flat = [(_bbox([p]), _flat(p, self.reader.width)) for p in new]
+        new = _once(self.predict(todo), self.reader.width)  # (box, pixels, piece) of each
         for found in self.found:
-            if any(_share(found.box, found.flat, box, flat) for box, flat in new_flat):
+            if any(_share(found.box, found.flat, box, flat) for box, flat, _ in new):
                 self.superseded.add(found.key)
         self.found = [f for f in self.found if f.key not in self.superseded and f.box[2] >= top - self._reach]
-        centred = [f for f in self.found if f.centred] + [_Found(-1, box, flat, True) for box, flat in new_flat]
-        keep = [p for p in keep if not any(_share(s.box, s.flat, _bbox([p]), _flat(p, self.reader.width))
-                                           for s in centred)]
-        return keep, new
+        centred = [f for f in self.found if f.centred] + [_Found(-1, box, flat, True) for box, flat, _ in new]
+        if centred:  # each kept piece's box and pixels once, not once per centred ship
+            boxed = [(_bbox([p]), _flat(p, self.reader.width), p) for p in keep]
+            keep = [p for box, flat, p in boxed if not any(_share(c.box, c.flat, box, flat) for c in centred)]
+        return keep, [p for _, _, p in new]
 
     def remember(self, piece: Piece, key: int, centred: bool) -> None:
         """A ship handed out (after the post-processing's split) under `key`, from a centred window or not: a later
@@ -199,12 +199,12 @@ def _share(box_a, flat_a: np.ndarray, box_b, flat_b: np.ndarray) -> bool:
     return bool(np.intersect1d(flat_a, flat_b, assume_unique=True).size)
 
 
-def _once(pieces: list[Piece], width: int) -> list[Piece]:
+def _once(pieces: list[Piece], width: int) -> list[tuple[tuple, np.ndarray, Piece]]:
     """Centred windows' pieces, each ship once: of pieces that share pixels (two centred windows saw the same ship),
-    the largest."""
+    the largest; each as (bounding box, flat pixel indices, piece), for the overlap tests that follow."""
     out: list[tuple[tuple, np.ndarray, Piece]] = []
     for piece in sorted(pieces, key=lambda p: -p.rows.size):
         box, flat = _bbox([piece]), _flat(piece, width)
         if not any(_share(box, flat, b, f) for b, f, _ in out):
             out.append((box, flat, piece))
-    return [p for _, _, p in out]
+    return out

@@ -4,6 +4,7 @@
                                                           # then 3,072 and 12,288 px scenes (~20 min in all)
     python benchmarks/scenes.py --run runs/quickstart-... # an existing run instead (its data.image_size: 768)
     python benchmarks/scenes.py --quick                   # CI-sized: a brightness "model", 256 and 512 px scenes
+    python benchmarks/scenes.py --run ... --set predict.whole_image=true   # settings for detect and predict alike
 
 The model is a trained run (by default the quickstart recipe, trained here on its synthetic data; with
 --quick an untrained brightness model that checks the machinery, not the quality). The scenes come from
@@ -27,12 +28,16 @@ windows are data.image_size px (768: the chips the model was trained on).
     size quintiles since the ships clear of every border are smaller on average; each with its
     binomial SE); the paired figure: every ship across borders, found by detect vs found by
     `predict_images` (what `predict` runs on a decoded image: same model, settings, gate and
-    post-processing) on a window-sized chip centred on it, read as detect reads the scene; for up to
-    CONTROL_CHIPS ships inside windows, the same on the window of detect's grid that holds it (the
-    equivalent chip: the pixels detect predicted it on) and on a chip centred on it (the control: the
-    difference of the two groups' detect - centred chip is the stitching's cost in recall, paired,
-    the ships' sizes and looks cancelling out); and the distance (px) between the centroids both
-    give a ship they found, per group (target <= 1 px).
+    post-processing) on a window-sized chip centred on it, read as detect reads the scene (with a
+    model that predicts by sliding patches, the chip's origin on the scene's patch lattice, so that
+    predict lays its patches where detect laid them: `shiptoolkit.scenes.lattice`); for up to
+    CONTROL_CHIPS ships inside windows, the same on the window of detect's grid that holds it and on a
+    chip centred on it (the control: the difference of the two groups' detect - centred chip is the
+    stitching's cost in recall, paired, the ships' sizes and looks cancelling out); and the distance
+    (px) between the centroids both give a ship they found, per group (target <= 1 px).
+
+--set KEY=VALUE (repeatable) goes to detect and predict alike, e.g. predict.whole_image=true: the
+quickstart's model on whole windows (no patch lattice: centred windows at the borders).
 """
 
 from __future__ import annotations
@@ -56,7 +61,7 @@ HERE = Path(__file__).resolve().parent
 QUICKSTART = HERE.parent / "examples" / "quickstart.toml"
 FULL = {"small": 3072, "large": 12288, "window": 768, "ships": {}}  # make_scene's 2 ships per 768 px of area
 QUICK = {"small": 256, "large": 384, "window": 128, "ships": {"small": 8, "large": 12}}
-CONTROL_CHIPS = 120  # ships inside windows that predict also sees on a centred chip (the control)
+CONTROL_CHIPS = 400  # ships inside windows that predict also sees on their chips (the control): all on the scenes here
 
 
 def train_run(base: Path) -> Path:
@@ -98,14 +103,14 @@ def child(task: dict) -> dict:
 
         summary = detect_scenes(task["run"], task["scene"], task["out"], window=task["window"],
                                 overlap=task["overlap"], border_context=task.get("border_context", DEFAULT_CONTEXT),
-                                progress=False, force=True)
+                                progress=False, force=True, overrides=task.get("overrides", ()))
         out = {"ships": summary.ships, "windows": summary.windows, "valid_km2": summary.km2,
                "centred_windows": sum(s.centred_windows for s in summary.scenes)}
     else:
         from shiptoolkit.cli.predict import _model_config_and_gate
         from shiptoolkit.inference.stage import predict_stage
 
-        model, config, gate = _model_config_and_gate(None, None, task["run"], (), False)
+        model, config, gate = _model_config_and_gate(None, None, task["run"], tuple(task.get("overrides", ())), False)
         Path(task["out"]).unlink(missing_ok=True)  # an earlier --keep run's
         result = predict_stage(config, model, task["run"], progress=False, images=task["images"], out=task["out"],
                                gate=gate)
@@ -166,14 +171,14 @@ def cut_chips(scene: Path, folder: Path, window: int) -> int:
     return count
 
 
-def memory_and_speed(run: Path, scenes: dict, base: Path, window: int, repeats: int) -> dict:
+def memory_and_speed(run: Path, scenes: dict, base: Path, window: int, repeats: int, overrides: list) -> dict:
     """(a) and (b): the detect and predict subprocesses; their outputs are kept for (c). The throughputs are
     medians of `repeats` rounds, each running detect (its defaults), detect without centred windows and
     predict one after the other (the machines are shared: a round sees about the same load throughout)."""
     import statistics
 
     small, large = scenes["small"], scenes["large"]
-    task = {"kind": "detect", "run": str(run), "window": window, "overlap": small.overlap}
+    task = {"kind": "detect", "run": str(run), "window": window, "overlap": small.overlap, "overrides": overrides}
     alt = "detect_no_centred_windows"
     det_large = in_subprocess({**task, "scene": str(large.path), "out": str(base / "large.gpkg")})
     chips = cut_chips(small.path, base / "chips", window)
@@ -184,7 +189,7 @@ def memory_and_speed(run: Path, scenes: dict, base: Path, window: int, repeats: 
             alt: in_subprocess({**task, "border_context": 0, "scene": str(small.path),
                                 "out": str(base / f"other-{r}.gpkg")}),
             "predict_jpg_chips": in_subprocess({"kind": "predict", "run": str(run), "images": str(base / "chips"),
-                                                "out": str(base / f"chips-{r}.csv")})})
+                                                "out": str(base / f"chips-{r}.csv"), "overrides": overrides})})
     det_small = rounds[0]["detect"]
     report(f"detect_peak_rss_{small.size}px", det_small["peak_rss_mb"], "MiB")
     report(f"detect_peak_rss_{large.size}px", det_large["peak_rss_mb"], "MiB")
@@ -206,7 +211,7 @@ def memory_and_speed(run: Path, scenes: dict, base: Path, window: int, repeats: 
     return {"small": base / "small-0.gpkg", "large": base / "large.gpkg"}
 
 
-def stitching(run: Path, scenes: dict, outputs: dict, window: int) -> None:
+def stitching(run: Path, scenes: dict, outputs: dict, window: int, overrides: list) -> None:
     """(c): duplicates across core borders (stitching's) apart from hulls the model split; recall across borders
     against inside windows (size-matched) and against predict on a chip centred on each ship (paired)."""
     from shiptoolkit.scenes.against_truth import read_polygons, score_against_truth
@@ -224,7 +229,7 @@ def stitching(run: Path, scenes: dict, outputs: dict, window: int) -> None:
     report("scene_false_detections", false, "ships")
     print(f"# {detected} detections in all; found = IoU >= 0.5 with the truth's pixels", flush=True)
     recalls(crossing, inside)
-    against_chips(run, matches, window)
+    against_chips(run, matches, window, overrides)
 
 
 def duplicates(matches: list) -> None:
@@ -287,7 +292,7 @@ def size_matched_difference(crossing: list, inside: list, bins: int = 5) -> tupl
     return float(np.dot(w, diffs)), float(np.sqrt(np.dot(w ** 2, variances)))
 
 
-def against_chips(run: Path, matches: list, window: int) -> None:
+def against_chips(run: Path, matches: list, window: int, overrides: list) -> None:
     """`predict` on the chip of every ship across borders (centred on it) and of up to CONTROL_CHIPS ships inside
     windows (the window holding it): found by detect vs by predict on its chip, ship by ship (paired, with its
     SE); the detections of a ship across borders beyond the instances predict leaves on its chip (stitching's
@@ -298,7 +303,7 @@ def against_chips(run: Path, matches: list, window: int) -> None:
     from shiptoolkit.scenes.against_chips import paired_difference, predict_on_centred_chips
     from shiptoolkit.scenes.detect import load_detector
 
-    detector = load_detector(run)
+    detector = load_detector(run, overrides=overrides)
     inside = [(t, m) for t, m in matches if not m.truth.crosses_border][:CONTROL_CHIPS]
     groups = {"across_borders": ([(t, m) for t, m in matches if m.truth.crosses_border], True),
               "inside_windows": (inside, False), "inside_windows_centred": (inside, True)}
@@ -340,6 +345,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--quick", action="store_true", help="CI-sized: a brightness model, small scenes")
     parser.add_argument("--keep", help="keep the scenes, run and outputs in this folder")
     parser.add_argument("--repeats", type=int, help="rounds of the throughput measurement (default 3; --quick 1)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a setting for detect and predict alike, as their --set (e.g. predict.whole_image=true)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -357,10 +364,11 @@ def main(argv: list[str]) -> int:
         else:
             run = train_run(base / "runs")
             what = f"the quickstart recipe, trained here in {time.perf_counter() - start:.0f} s"
-        print(f"# model: {run} ({what})", flush=True)
+        print(f"# model: {run} ({what})" + (f"; settings: {', '.join(args.set)}" if args.set else ""), flush=True)
         scenes = make_scenes(base, sizes)
-        outputs = memory_and_speed(run, scenes, base, sizes["window"], args.repeats or (1 if args.quick else 3))
-        stitching(run, scenes, outputs, sizes["window"])
+        outputs = memory_and_speed(run, scenes, base, sizes["window"], args.repeats or (1 if args.quick else 3),
+                                   args.set)
+        stitching(run, scenes, outputs, sizes["window"], args.set)
     return 0
 
 

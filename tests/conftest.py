@@ -181,6 +181,26 @@ def red_channel_model():
     return make
 
 
+@pytest.fixture(scope="session")
+def red_blur_model():
+    """A factory of a Keras model whose ship probability is the mean red / 255 over `kernel` x `kernel` pixels with
+    zero padding (an edge pixel sees only part of a ship, as a U-Net sees no context past its input's edge), on
+    inputs of `side` px (None: any size)."""
+
+    def make(kernel: int, side: int | None = None):
+        import keras
+
+        inputs = keras.Input((side, side, 3))
+        conv = keras.layers.Conv2D(1, kernel, padding="same", use_bias=False)
+        model = keras.Model(inputs, conv(inputs))
+        weights = np.zeros((kernel, kernel, 3, 1), "float32")
+        weights[:, :, 0, 0] = 1 / (kernel * kernel * 255)
+        conv.set_weights([weights])
+        return model
+
+    return make
+
+
 REAL_DATA_ENV = "SHIPTOOLKIT_REAL_DATA"
 
 

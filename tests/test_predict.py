@@ -131,3 +131,34 @@ def test_whole_images_score_as_windows_do_once_the_ships_are_learned(tmp_path, r
                                       progress=False) for whole in (True, False)}
     assert scores[True]["f2"] > scores[True]["f2_all_empty_baseline"] + 0.1, scores[True]
     assert scores[True]["f2"] >= scores[False]["f2"], (scores[True]["f2"], scores[False]["f2"])
+
+
+class BatchRecorder(CountingModel):
+    def predict_on_batch(self, x):
+        self.sizes = getattr(self, "sizes", []) + [len(x)]
+        return super().predict_on_batch(x)
+
+
+def test_a_short_last_batch_is_padded_to_few_shapes_and_the_padding_dropped(red_channel_model):
+    from shiptoolkit.inference.replicas import forward
+
+    model = BatchRecorder(red_channel_model(32))
+    x = np.random.default_rng(1).uniform(0, 255, (37, 32, 32, 3)).astype("float32")
+    out = forward(model, x, 32)
+    assert model.sizes == [32, 8]  # 5 left over: padded to a quarter step, not run as a 6th batch shape
+    np.testing.assert_allclose(out, model.model.predict_on_batch(x), atol=1e-6)
+
+
+def test_a_model_traced_for_any_batch_is_not_traced_again_for_a_new_batch_size(red_channel_model):
+    import keras
+
+    from shiptoolkit.inference.replicas import trace_any_batch
+
+    model = red_channel_model(32)
+    trace_any_batch(model)
+    if keras.backend.backend() != "tensorflow":  # a no-op elsewhere: only TensorFlow traces per input shape
+        assert model.predict_on_batch(np.zeros((3, 32, 32, 3), "float32")).shape[0] == 3
+        return
+    for n in (32, 5, 17):
+        model.predict_on_batch(np.zeros((n, 32, 32, 3), "float32"))
+    assert model.predict_function.experimental_get_tracing_count() == 1

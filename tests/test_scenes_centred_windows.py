@@ -26,17 +26,9 @@ SHIP = (96, 116, 40, 90)  # rows 96..115, columns 40..89: across the border at c
 
 
 @pytest.fixture(scope="module")
-def blur_run(tmp_path_factory):
-    import keras
-
+def blur_run(tmp_path_factory, red_blur_model):
     run = tmp_path_factory.mktemp("blur")
-    inputs = keras.Input((None, None, 3))
-    conv = keras.layers.Conv2D(1, 15, padding="same", use_bias=False)
-    model = keras.Model(inputs, conv(inputs))
-    weights = np.zeros((15, 15, 3, 1), "float32")
-    weights[:, :, 0, 0] = 1 / (225 * 255)
-    conv.set_weights([weights])
-    save_model(model, run / "best.keras")
+    save_model(red_blur_model(15), run / "best.keras")
     (run / "config.toml").write_text('[run]\nname = "blur"\n')
     return run
 

@@ -33,8 +33,11 @@ def _echo_summary(summary: DetectSummary) -> None:
                f"{summary.km2:.2f} km² in {summary.seconds:.1f} s ({rate:.2f} km²/s)")
     for s in summary.scenes:
         probabilities = f"; probabilities: {s.probabilities}" if s.probabilities else ""
+        lattice = f"one lattice of {s.patch_lattice[0]} px patches {s.patch_lattice[1]} px apart (no borders), " \
+            if s.patch_lattice else ""
         click.echo(f"  {s.path}: {s.ships} ship(s), {s.km2:.2f} km², {s.windows} windows ({s.predicted} predicted, "
-                   f"{s.nodata} all nodata, {s.rejected} rejected by the gate), {s.centred_windows} centred window(s), "
+                   f"{s.nodata} all nodata, {s.rejected} rejected by the gate), {lattice}{s.centred_windows} centred "
+                   "window(s), "
                    f"{s.border_views[1]} of {s.border_views[0]} border view(s) accepted{probabilities}")
 
 
@@ -54,10 +57,12 @@ def _echo_summary(summary: DetectSummary) -> None:
 @click.option("--window", type=int, default=768, show_default=True, help="Side of the scene windows, in pixels.")
 @click.option("--overlap", type=float, default=DEFAULT_OVERLAP, show_default=True,
               help="Fraction of a window shared with its neighbour (any overlap > 0 costs windows: 25 instead of 16 "
-                   "on a 3,072 px scene; centred windows already give ships at borders their context).")
+                   "on a 3,072 px scene; the patch lattice or centred windows already give ships at borders their "
+                   "context).")
 @click.option("--border-context", type=int, default=DEFAULT_CONTEXT, show_default=True,
-              help="Ships at a window border are predicted again on a window centred on them, with this many "
-                   "pixels of context on every side (0: not predicted again).")
+              help="Ships at a window border (with a sliding-patch model: beside a window the gate rejected) are "
+                   "predicted again on a window centred on them, with this many pixels of context on every side "
+                   "(0: not predicted again).")
 @click.option("--force", is_flag=True, help="Replace existing output files (once the new ones are complete).")
 @click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE",
               help="Override a config value, e.g. --set predict.threshold=0.6.")
@@ -70,9 +75,11 @@ def detect(paths: tuple[str, ...], out: str, model: str | None, bands: str | Non
     """Detect ships on whole georeferenced scenes (GeoTIFF/COG) and write them as vector features.
 
     Each scene is predicted window by window (padded at the edges, nodata never predicted), with
-    the run's post-processing and gate; the windows are stitched, and each ship at a window border
-    is predicted again on a window centred on it, so that it comes out once and whole, as on a chip
-    of its own; memory does not grow with the scene.
+    the run's post-processing and gate, and the windows are stitched. A model that predicts by
+    sliding patches gets one lattice of patches over the whole scene (no window borders for it); with
+    a model that takes whole windows, each ship at a window border is predicted again on a window
+    centred on it. Either way a ship comes out once and whole, as on a chip of its own; memory
+    does not grow with the scene.
     Each ship has its polygon, oriented box (obb, WKT), centroid, length_m, width_m, heading_deg,
     area_m2, confidence (mean probability), gate_probability and scene.
 

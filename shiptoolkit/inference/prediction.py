@@ -128,7 +128,7 @@ def blend_weights(height: int, width: int, blend: str) -> np.ndarray:
     return (np.outer(axis(height), axis(width)) + 1e-3).astype(np.float32)  # floor: corners still count
 
 
-def _flips(tta: bool) -> list[tuple[int, ...]]:
+def tta_flips(tta: bool) -> list[tuple[int, ...]]:
     return [(), (2,), (1,), (1, 2)] if tta else [()]  # axes of (N, H, W, C) arrays: none, horizontal, vertical
 
 
@@ -161,20 +161,20 @@ def predict_probabilities(model: Any, images: np.ndarray, window: int | None = N
         pad_h, pad_w = (-height) % 32, (-width) % 32
         padded = np.pad(images, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="reflect")
         prob = 0.0
-        for axes in _flips(tta):
+        for axes in tta_flips(tta):
             flipped = np.flip(padded, axes) if axes else padded
             out = forward(model, np.ascontiguousarray(flipped), max(1, batch_size // 8))
             prob = prob + (np.flip(out, axes) if axes else out)
-        return _squeeze(prob[:, :height, :width] / len(_flips(tta)))
+        return _squeeze(prob[:, :height, :width] / len(tta_flips(tta)))
     rows, cols = window_positions(height, win_h, overlap), window_positions(width, win_w, overlap)
     boxes = [(i, r, c) for i in range(n) for r in rows for c in cols]
     windows = np.stack([images[i, r:r + win_h, c:c + win_w] for i, r, c in boxes]).astype(np.float32)
     preds = 0.0
-    for axes in _flips(tta):
+    for axes in tta_flips(tta):
         flipped = np.ascontiguousarray(np.flip(windows, axes)) if axes else windows
         out = forward(model, flipped, batch_size)
         preds = preds + (np.flip(out, axes) if axes else out)
-    preds = preds / len(_flips(tta))
+    preds = preds / len(tta_flips(tta))
     weights = blend_weights(win_h, win_w, blend)[..., None]
     total = np.zeros((n, height, width, preds.shape[-1]), np.float32)
     weight_sum = np.zeros((n, height, width, 1), np.float32)

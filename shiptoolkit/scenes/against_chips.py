@@ -1,13 +1,15 @@
 """What `predict` finds on the chip of each true ship of a synthetic scene: the reference for stitching.
 
 A ship inside one of `detect`'s windows has that window as its chip (`window_origin`): `predict`
-on it sees exactly what `detect` saw. A ship across window borders is cut by the windows; on a
-window-sized chip centred on it (`chip_origin`), read as `detect` reads the scene, `predict` sees
-it whole, with all the context it can have. Scoring both against the same truth, the same way
-(each instance vectorised as `detect` vectorises its ships, then its IoU with the true ship's
-pixels on the scene grid), tells apart what stitching costs from what the model misses anyway:
-`found by detect` vs `found by predict on its chip`, ship by ship (`paired_difference`: a paired
-estimate, with far less noise than two recalls over different ships).
+on it sees what `detect` saw (all of it, on a model that takes whole windows; on a model that
+predicts by sliding patches, `detect` adds the patches across the window's borders, see
+`shiptoolkit.scenes.lattice`). A ship across window borders is cut by the windows; on a
+window-sized chip centred on it (`chip_origin`, on the scene's patch lattice when there is one),
+read as `detect` reads the scene, `predict` sees it whole, with all the context it can have. Scoring
+both against the same truth, the same way (each instance vectorised as `detect` vectorises its
+ships, then its IoU with the true ship's pixels on the scene grid), tells apart what stitching costs
+from what the model misses anyway: `found by detect` vs `found by predict on its chip`, ship by ship
+(`paired_difference`: a paired estimate, with far less noise than two recalls over different ships).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import numpy as np
 from shiptoolkit.inference.prediction import predict_images
 from shiptoolkit.scenes.against_truth import ON_SHIP, ship_iou
 from shiptoolkit.scenes.detect import Detector
+from shiptoolkit.scenes.lattice import Lattice, scene_lattice
 from shiptoolkit.scenes.reading import SceneReader
 from shiptoolkit.scenes.ships import ship_of
 from shiptoolkit.scenes.stitch import Piece, WindowGrid
@@ -42,12 +45,19 @@ class ChipMatch:
     instances: int = 0
 
 
-def chip_origin(ship: ShipTruth, size: int, window: int) -> tuple[int, int]:
-    """(row, col) of the window-sized chip centred on the ship, kept inside the scene when it fits."""
+def chip_origin(ship: ShipTruth, size: int, window: int, lattice: Lattice | None = None) -> tuple[int, int]:
+    """(row, col) of the window-sized chip centred on the ship, kept inside the scene when it fits; with the
+    scene's `lattice` (a model that predicts by sliding patches), on the nearest lattice line, so that `predict`
+    lays its patches on the chip where `detect` laid them on the scene (a chip `stride` / 2 px off would blend other
+    patches: up to a few px of centroid on the quickstart model, as `predict` on two chips of one ship differs)."""
     col, row = ship.pixel_centroid
-    top = int(np.clip(round(row) - window // 2, 0, max(0, size - window)))
-    left = int(np.clip(round(col) - window // 2, 0, max(0, size - window)))
-    return top, left
+    origin = []
+    for centre in (row, col):
+        start = int(np.clip(round(centre) - window // 2, 0, max(0, size - window)))
+        if lattice is not None:
+            start = min(lattice.snap(start + lattice.stride // 2), lattice.snap(max(0, size - window)))
+        origin.append(start)
+    return origin[0], origin[1]
 
 
 def window_origin(ship: ShipTruth, truth: SceneTruth) -> tuple[int, int]:
@@ -67,10 +77,11 @@ def predict_on_centred_chips(detector: Detector, truth: SceneTruth, ships: Seque
     import rasterio
 
     out: list[ChipMatch] = []
+    lattice = scene_lattice(detector, window, truth.overlap)
     with SceneReader(truth.path) as reader, rasterio.open(truth.labels) as labels:
         for start in range(0, len(ships), BATCH):
             batch = list(ships[start:start + BATCH])
-            origins = [chip_origin(ship, truth.size, window) if centred else window_origin(ship, truth)
+            origins = [chip_origin(ship, truth.size, window, lattice) if centred else window_origin(ship, truth)
                        for ship in batch]
             chips = []
             for k, (r0, c0) in enumerate(origins):

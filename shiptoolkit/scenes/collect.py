@@ -21,13 +21,17 @@ class ShipCollector:
     """The ships of one scene, row of windows by row (see the module doc).
 
     `border_context` 0: no centred windows (and no border views); `min_size`: the smallest centred window the model
-    takes; `prob_map`: the scene's `ProbabilityMap` or None.
+    takes; `prob_map`: the scene's `ProbabilityMap` or None; `blend`: the scene's `LatticeBlend` when the model's
+    patches lie on one lattice (no window borders then: only ships beside a window the gate rejected are predicted
+    again, on centred windows placed on the lattice), or None.
     """
 
     def __init__(self, detector, reader, grid: WindowGrid, border_context: int, min_size: int = 0,
-                 prob_map=None) -> None:
+                 prob_map=None, blend=None) -> None:
         self.detector, self.reader = detector, reader
-        self.recentring = Recentring(detector, reader, grid, border_context, min_size=min_size, prob_map=prob_map) \
+        self.recentring = Recentring(detector, reader, grid, border_context, min_size=min_size, prob_map=prob_map,
+                                     lattice=blend.lattice if blend is not None else None,
+                                     needed=blend.beside_rejected if blend is not None else None) \
             if border_context > 0 else None
         self.gap = self.recentring.gap if self.recentring is not None else 0
         # seeds for centred windows where every window around a border was rejected: the gate saw a cut hull in halves

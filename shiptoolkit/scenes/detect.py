@@ -16,15 +16,18 @@ chips the model sees, as `predict` sees a 768 px image); `border_context`: the c
 ship at a window border in the window it is predicted again on (0: none); `resample`: read the
 scene at the model's data.pixel_size_m; `probabilities`: a .tif path for the stitched probability COG.
 
-Why windows do not overlap by default, and what centred windows are for: stitching joins a ship's
+Why windows do not overlap by default, and what is done at their borders: stitching joins a ship's
 fragments across core borders whatever the overlap, but a window's edge pixels are predicted with
 no context beyond the edge. On benchmarks/scenes.py's 12,288 + 3,072 px scenes (quickstart model),
-at overlap 0 and no centred windows ships across borders were found at 0.42 against 0.54 inside windows
+at overlap 0 and nothing more, ships across borders were found at 0.42 against 0.54 inside windows
 (size-matched difference 0.117 +- 0.040) and 18 came out in two pieces with a gap of sea at the
-border; overlap 0.25 (96 px of context at every core border) mends that (0.024 and 1), but a
-3,072 px scene is then 25 windows of 768 px instead of 16 (0.6x the throughput of `predict` on the
-same chips). Centred windows (`shiptoolkit.scenes.recentre`) give those 96 px of context only where a
-ship lies at a border: the windows are `predict`'s chips, plus one small window per such ship.
+border; overlap 0.25 (96 px of context at every core border) mends that, but a 3,072 px scene is
+then 25 windows of 768 px instead of 16 (0.6x the throughput of `predict` on the same chips). So
+windows sit side by side, and a model that predicts by sliding patches (the quickstart's) gets one
+lattice of patches over the whole scene (`shiptoolkit.scenes.lattice`: no borders for the model, at
+`predict`'s cost), while a model that takes whole windows gets centred windows
+(`shiptoolkit.scenes.recentre`): 96 px of context only where a ship lies at a border, one small
+window per such ship.
 """
 
 from __future__ import annotations
@@ -45,10 +48,11 @@ from shiptoolkit.errors import ConfigError
 from shiptoolkit.inference.exported import find_export, load_export
 from shiptoolkit.inference.gate import Gate
 from shiptoolkit.inference.prediction import PredictSettings, predict_images, ship_count, whole_image_model
-from shiptoolkit.inference.replicas import spread
+from shiptoolkit.inference.replicas import spread, trace_any_batch
 from shiptoolkit.inference.stage import checked_model, gate_for, tuned_beside
 from shiptoolkit.rundir import RunDir
 from shiptoolkit.scenes.collect import ShipCollector
+from shiptoolkit.scenes.lattice import LatticeBlend, lattice_sums, scene_lattice
 from shiptoolkit.scenes.probmap import ProbabilityMap, probability_paths
 from shiptoolkit.scenes.reading import SceneReader, check_scene, parse_bands, parse_scale, require_geo
 from shiptoolkit.scenes.recentre import DEFAULT_CONTEXT
@@ -84,6 +88,7 @@ def detector_for(config: Config, model, gate: Gate | None = None) -> Detector:
     if settings.whole_image and not settings.resize:
         model = whole_image_model(model)
     model = spread(model, settings.strategy)
+    trace_any_batch(model)  # windows and centred windows end in short batches of many sizes
     gate = gate.spread(settings.strategy) if gate is not None else None
     return Detector(model, settings, gate, config.settings.data.pixel_size_m, name)
 
@@ -120,6 +125,7 @@ class SceneSummary:
     seconds: float = 0.0
     probabilities: Path | None = None
     info: dict = field(default_factory=dict)
+    patch_lattice: tuple[int, int] | None = None  # (patch, stride) of a sliding-patch model's lattice, or None
 
 
 @dataclass
@@ -237,22 +243,26 @@ def _progress_bar(progress: bool):
 def _metadata(detector: Detector, summaries: list[SceneSummary], window: int, overlap: float,
               border_context: int) -> dict:
     s = detector.settings
+    lattice = scene_lattice(detector, window, overlap)
     return {"shiptoolkit": __version__, "model": detector.name, "window": window, "overlap": overlap,
             "border_context": border_context,
+            "patch_lattice": {"patch": lattice.patch, "stride": lattice.stride} if lattice is not None else None,
             "threshold": s.threshold, "min_area": s.min_area, "split": s.split,
             "gate": detector.gate is not None, "model_pixel_size_m": detector.pixel_size_m,
             "heading_deg": "bearing of the long axis from grid north, clockwise, 0..180 (bow and stern not told apart)",
             "scenes": {summary.path: summary.info for summary in summaries}}
 
 
-def _chunks(reader: SceneReader, grid: WindowGrid) -> Iterator[list[tuple[Tile, np.ndarray, np.ndarray]]]:
-    """(tile, image, valid) in grid order, CHUNK windows at a time, the next chunk read while this one predicts."""
+def _chunks(reader: SceneReader, grid: WindowGrid,
+            extra: int = 0) -> Iterator[list[tuple[Tile, np.ndarray, np.ndarray]]]:
+    """(tile, image, valid) in grid order, CHUNK windows at a time, the next chunk read while this one predicts;
+    `extra` px more than a window on its far sides (the lattice's patches that start in it reach there)."""
     tiles = iter(grid)
 
     def read() -> list:
         out = []
         for tile in tiles:
-            out.append((tile, *reader.read(tile.row, tile.col, grid.window)))
+            out.append((tile, *reader.read(tile.row, tile.col, grid.window + extra)))
             if len(out) == CHUNK:
                 break
         return out
@@ -281,11 +291,15 @@ def detect_scene(detector: Detector, reader: SceneReader, window: int, overlap: 
     bar.total += len(grid)
     bar.refresh()
     s = detector.settings
-    ships = ShipCollector(detector, reader, grid, border_context, _smallest_window(detector, window), prob_map)
+    lattice = scene_lattice(detector, window, overlap)
+    blend = LatticeBlend(lattice, grid) if lattice is not None else None
+    summary.patch_lattice = (lattice.patch, lattice.stride) if lattice is not None else None
+    ships = ShipCollector(detector, reader, grid, border_context, _smallest_window(detector, window), prob_map, blend)
     try:
-        for chunk in _chunks(reader, grid):
-            predicted = _predict_chunk(detector, chunk, summary)
-            for (_, image, _), (tile, prob, valid, gate_p) in zip(chunk, predicted, strict=True):
+        for chunk in _chunks(reader, grid, lattice.extra if lattice is not None else 0):
+            predicted = _predict_lattice_chunk(detector, blend, chunk, summary) if blend is not None \
+                else _predict_chunk(detector, chunk, summary)
+            for tile, image, prob, valid, gate_p in predicted:
                 ships.saw(tile, image, valid, gate_p)
                 mask = tile.core((prob > s.threshold) & valid)
                 pieces.add(tile, mask, tile.core(prob), gate_p)
@@ -324,21 +338,42 @@ def _fixed_side(detector: Detector) -> int | None:
 
 
 def _predict_chunk(detector: Detector, chunk: list, summary: SceneSummary):
-    """(tile, probabilities, valid, gate probability) per window; all-nodata windows are not predicted (zeros)."""
+    """(tile, image, probabilities, valid, gate probability) per window; all-nodata windows are not predicted
+    (zeros)."""
     s = detector.settings
     todo = [(str(k), image) for k, (_, image, valid) in enumerate(chunk) if valid.any()]
     predictions = {p.image_id: p for p in predict_images(detector.model, todo, s, detector.gate)} if todo else {}
     summary.predicted += len(todo)
     summary.nodata += len(chunk) - len(todo)
-    for k, (tile, _, valid) in enumerate(chunk):
+    for k, (tile, image, valid) in enumerate(chunk):
         p = predictions.get(str(k))
         if p is None:
-            yield tile, np.zeros(valid.shape, np.float32), valid, float("nan")
+            yield tile, image, np.zeros(valid.shape, np.float32), valid, float("nan")
             continue
         gate_p = p.ship_probability
         if detector.gate is not None and not detector.gate.accepts(gate_p):
             summary.rejected += 1
-        yield tile, _window_rules(p.prob, valid, s), valid, gate_p
+        yield tile, image, _window_rules(p.prob, valid, s), valid, gate_p
+
+
+def _predict_lattice_chunk(detector: Detector, blend: LatticeBlend, chunk: list, summary: SceneSummary):
+    """As `_predict_chunk`, on windows read `extra` px wider: the gate on each window, the scene's lattice of
+    patches on those it accepts (`shiptoolkit.scenes.lattice`)."""
+    s, w = detector.settings, blend.window
+    views = [(tile, image[:w, :w], valid[:w, :w], image) for tile, image, valid in chunk]
+    todo = [k for k, (_, _, valid, _) in enumerate(views) if valid.any()]
+    gate_p = {k: float(p) for k, p in zip(todo, detector.gate.ship_probability([views[k][1] for k in todo]),
+                                          strict=True)} if detector.gate is not None and todo else {}
+    accepted = [k for k in todo if detector.gate is None or detector.gate.accepts(gate_p[k])]
+    sums, total = lattice_sums(detector.model, np.stack([views[k][3] for k in accepted]), blend.lattice,
+                               s.batch_size, s.tta) if accepted else (None, None)
+    summary.predicted += len(todo)
+    summary.nodata += len(chunk) - len(todo)
+    summary.rejected += len(todo) - len(accepted)
+    for k, (tile, image, valid, _) in enumerate(views):
+        own = sums[accepted.index(k)] if k in accepted else None
+        prob = blend.core(tile, own, total, rejected=k in todo and k not in accepted)
+        yield tile, image, prob if own is None else _window_rules(prob, valid, s), valid, gate_p.get(k, float("nan"))
 
 
 def _window_rules(prob: np.ndarray, valid: np.ndarray, s: PredictSettings) -> np.ndarray:

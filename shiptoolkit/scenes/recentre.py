@@ -20,12 +20,14 @@ reach), and a ship found later that shares a pixel with it is dropped: each ship
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from shiptoolkit.data.instances import label_instances
 from shiptoolkit.inference.prediction import predict_images
+from shiptoolkit.scenes.lattice import Lattice
 from shiptoolkit.scenes.stitch import Piece, WindowGrid
 
 DEFAULT_CONTEXT = 96  # px of scene around a ship at a border in its centred window (the context 0.25 overlap gave)
@@ -82,10 +84,19 @@ def clusters(pieces: list[Piece], gap: int) -> list[list[Piece]]:
     return list(groups.values())
 
 
-def centred_window(pieces: list[Piece], context: int, min_size: int = 0) -> CentredWindow:
+def centred_window(pieces: list[Piece], context: int, min_size: int = 0, lattice: Lattice | None = None
+                   ) -> CentredWindow:
     """The square window centred on the pieces' bounding box, `context` px wider on every side, its side a
-    multiple of ALIGN (at least 2 x ALIGN) and at least `min_size`."""
+    multiple of ALIGN (at least 2 x ALIGN) and at least `min_size`; with the scene's `lattice` (a model that
+    predicts by sliding patches), its origin on the lattice and its side a whole number of patch strides, so that
+    its patches are the scene's (`shiptoolkit.scenes.lattice`) and the ship's probabilities those of the
+    borderless scene."""
     r0, c0, r1, c1 = _bbox(pieces)
+    if lattice is not None:
+        row, col = lattice.snap(r0 - context), lattice.snap(c0 - context)
+        reach = max(r1 + context - row, c1 + context - col, lattice.patch)
+        side = lattice.patch + lattice.stride * math.ceil((reach - lattice.patch) / lattice.stride)
+        return CentredWindow(row, col, side, tuple(pieces))
     side = max(r1 - r0, c1 - c0) + 2 * context
     side = max(int(min_size), 2 * ALIGN, ALIGN * math.ceil(side / ALIGN))
     return CentredWindow((r0 + r1 - side) // 2, (c0 + c1 - side) // 2, side, tuple(pieces))
@@ -107,14 +118,17 @@ class Recentring:
     `detector` is a `shiptoolkit.scenes.detect.Detector`, `reader` the scene's `SceneReader`, `grid` its
     `WindowGrid`; `min_size`: the smallest window the model takes (its fixed input, or its training scale when
     predict.resize is set); `prob_map`: the scene's `ProbabilityMap` (the centred windows' probabilities are
-    written over the clusters), or None. Call it on each batch of finished pieces, then `remember` each ship
+    written over the clusters), or None; `lattice`: the scene's patch lattice (centred windows placed on it), or
+    None; `needed`: which pieces at a border need a centred window (default: all; on a lattice, those beside a
+    window the gate rejected, given `gap`). Call it on each batch of finished pieces, then `remember` each ship
     handed out; `superseded` holds the keys of those a later centred window replaced.
     """
 
     def __init__(self, detector, reader, grid: WindowGrid, context: int = DEFAULT_CONTEXT, gap: int = DEFAULT_GAP,
-                 min_size: int = 0, prob_map=None) -> None:
+                 min_size: int = 0, prob_map=None, lattice: Lattice | None = None,
+                 needed: Callable[[Piece, int], bool] | None = None) -> None:
         self.detector, self.reader, self.context, self.gap = detector, reader, int(context), int(gap)
-        self.min_size, self.prob_map = int(min_size), prob_map
+        self.min_size, self.prob_map, self.lattice, self.needed = int(min_size), prob_map, lattice, needed
         self.row_bounds = np.asarray(grid.row_bounds[1:-1], np.int64)
         self.col_bounds = np.asarray(grid.col_bounds[1:-1], np.int64)
         self.windows = 0  # centred windows predicted so far
@@ -126,9 +140,10 @@ class Recentring:
         """(the pieces not at core borders, the centred windows' instances that replace those at borders); `top`:
         the first scene row of the row of windows just finished (ships handed out well above it are out of every
         centred window's reach and forgotten)."""
-        at = [at_border(p, self.row_bounds, self.col_bounds, self.gap) for p in pieces]
+        at = [at_border(p, self.row_bounds, self.col_bounds, self.gap)
+              and (self.needed is None or self.needed(p, self.gap)) for p in pieces]
         keep = [p for p, a in zip(pieces, at, strict=True) if not a]
-        todo = [centred_window(group, self.context, self.min_size)
+        todo = [centred_window(group, self.context, self.min_size, self.lattice)
                 for group in clusters([p for p, a in zip(pieces, at, strict=True) if a], self.gap)]
         new = _once(self.predict(todo), self.reader.width)  # (box, pixels, piece) of each
         for found in self.found:

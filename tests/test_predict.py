@@ -144,9 +144,12 @@ def test_a_short_last_batch_is_padded_to_few_shapes_and_the_padding_dropped(red_
 
     model = BatchRecorder(red_channel_model(32))
     x = np.random.default_rng(1).uniform(0, 255, (37, 32, 32, 3)).astype("float32")
-    out = forward(model, x, 32)
+    out = forward(model, x, 32, few_shapes=True)
     assert model.sizes == [32, 8]  # 5 left over: padded to a quarter step, not run as a 6th batch shape
     np.testing.assert_allclose(out, model.model.predict_on_batch(x), atol=1e-6)
+    model.sizes = []
+    forward(model, x[:3], 32)  # by default (the gate's few images) as they come
+    assert model.sizes == [3]
 
 
 def test_a_model_traced_for_any_batch_is_not_traced_again_for_a_new_batch_size(red_channel_model):

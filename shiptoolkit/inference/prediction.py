@@ -172,7 +172,7 @@ def predict_probabilities(model: Any, images: np.ndarray, window: int | None = N
     preds = 0.0
     for axes in tta_flips(tta):
         flipped = np.ascontiguousarray(np.flip(windows, axes)) if axes else windows
-        out = forward(model, flipped, batch_size)
+        out = forward(model, flipped, batch_size, few_shapes=True)
         preds = preds + (np.flip(out, axes) if axes else out)
     preds = preds / len(tta_flips(tta))
     weights = blend_weights(win_h, win_w, blend)[..., None]

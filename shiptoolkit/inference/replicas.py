@@ -50,17 +50,17 @@ def trace_any_batch(model: Any) -> None:
     model.predict_function.get_concrete_function([(tf.TensorSpec((None, *shape[1:]), tf.float32),)])
 
 
-def forward(model: Any, x: np.ndarray, batch_size: int) -> np.ndarray:
+def forward(model: Any, x: np.ndarray, batch_size: int, few_shapes: bool = False) -> np.ndarray:
     """The model's outputs (float32) on x, in steps of `batch_size` per replica.
 
-    A step gives the model batch_size x `replica_count(model)` items: each replica gets batch_size.
+    A step gives the model batch_size x `replica_count(model)` items: each replica gets batch_size. With
+    `few_shapes`, a short last batch is padded (its last item repeated, its outputs dropped) to a multiple of a
+    quarter step: a backend keeps buffers for every batch shape it has run (oneDNN: ~80 MiB for all 31 short
+    batches of 64 px patches after one of 32), so a long run of sliding patches (`shiptoolkit detect`) that meets
+    every size of short batch keeps its memory flat. (A MirroredModel pads its shards itself.)
     """
     step = max(1, batch_size) * replica_count(model)
-    # A short last batch is padded (its last item repeated) to a multiple of a quarter step: a backend keeps
-    # buffers for every batch shape it has run (oneDNN: ~80 MiB for all 31 short batches of 64 px patches after
-    # one of 32), so few shapes keep memory flat however many sizes of short batch a long run meets. (A
-    # MirroredModel pads its shards itself.)
-    quantum = step // 4 if step >= 8 and replica_count(model) == 1 else 1
+    quantum = step // 4 if few_shapes and step >= 8 and replica_count(model) == 1 else 1
     out = []
     for k in range(0, len(x), step):
         batch = x[k:k + step]

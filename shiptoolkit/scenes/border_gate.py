@@ -25,7 +25,9 @@ from shiptoolkit.data.instances import label_instances
 from shiptoolkit.inference.prediction import predict_images
 from shiptoolkit.scenes.stitch import Piece, Tile
 
-DEFAULT_STRIP = 192  # px each side of a border the segmenter sees in an accepted border view
+# px each side of a border the segmenter sees in an accepted border view: the context a centred window gives a ship
+# (recentre.DEFAULT_CONTEXT); on a 64/48 patch lattice, every pixel within 32 px of the border as the scene has it
+DEFAULT_STRIP = 96
 
 
 @dataclass

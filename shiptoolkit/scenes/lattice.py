@@ -80,7 +80,7 @@ def lattice_sums(model, images: np.ndarray, lattice: Lattice, batch_size: int = 
         preds = 0.0
         for axes in tta_flips(tta):
             flipped = np.ascontiguousarray(np.flip(patches, axes)) if axes else patches
-            out = forward(model, flipped, batch_size)
+            out = forward(model, flipped, batch_size, few_shapes=True)
             preds = preds + (np.flip(out, axes) if axes else out)
         preds = preds[..., 0] / len(tta_flips(tta))  # the ship channel (a seam channel is not used on scenes)
         for (r, c), pred in zip(boxes, preds, strict=True):

@@ -5,6 +5,7 @@
     python benchmarks/scenes.py --run runs/quickstart-... # an existing run instead (its data.image_size: 768)
     python benchmarks/scenes.py --quick                   # CI-sized: a brightness "model", 256 and 512 px scenes
     python benchmarks/scenes.py --run ... --set predict.whole_image=true   # settings for detect and predict alike
+    python benchmarks/scenes.py --run ... --speed-only    # (b) alone: the small scenes' throughput (~3 min)
 
 The model is a trained run (by default the quickstart recipe, trained here on its synthetic data; with
 --quick an untrained brightness model that checks the machinery, not the quality). The scenes come from
@@ -19,7 +20,10 @@ windows are data.image_size px (768: the chips the model was trained on).
     centred windows for the ships at their borders; and without centred windows) against `predict`
     (`predict_stage`, as the CLI runs it) on the same pixels cut into window-sized JPGs, each in a
     fresh subprocess, timed around the one call: model loading and decoding included both ways;
-    km² = the scene's whole area both ways; medians of 3 interleaved rounds -> ratios (target >= 0.9).
+    km² = the scene's whole area both ways; medians of 3 interleaved rounds -> ratios (target >= 0.9). The same
+    on a "sparse" scene of the small one's size at the real data's density (0.42 ships per 768 px chip, a tenth of
+    them across window borders: what a ~40 px ship's chance of meeting a border gives) where the stress scenes
+    place 2 ships per chip, 40% of them across borders.
 (c) Stitching, on both scenes' truth (their crossing ships are placed on detect's default grid): extra
     detections of one ship on different sides of a window core border, and of those, the ones
     stitching caused (target 0): more detections on the ship than instances `predict` leaves on the
@@ -61,6 +65,7 @@ HERE = Path(__file__).resolve().parent
 QUICKSTART = HERE.parent / "examples" / "quickstart.toml"
 FULL = {"small": 3072, "large": 12288, "window": 768, "ships": {}}  # make_scene's 2 ships per 768 px of area
 QUICK = {"small": 256, "large": 384, "window": 128, "ships": {"small": 8, "large": 12}}
+REAL_SHIPS_PER_CHIP, REAL_CROSSING = 0.42, 0.1  # the sparse scene: Airbus' 81,723 ships on 192,556 chips
 CONTROL_CHIPS = 400  # ships inside windows that predict also sees on their chips (the control): all on the scenes here
 
 
@@ -127,25 +132,28 @@ def in_subprocess(task: dict) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def make_scenes(base: Path, sizes: dict) -> dict:
-    """The small and large scenes, their crossing ships placed on the borders of detect's default grid (kept ones
-    in `base`, from an earlier --keep run with the same sizes, are used again)."""
+def make_scenes(base: Path, sizes: dict, names=("small", "large", "sparse")) -> dict:
+    """The small and large scenes, their crossing ships placed on the borders of detect's default grid, and the
+    sparse one (kept ones in `base`, from an earlier --keep run with the same sizes, are used again)."""
     from shiptoolkit.scenes.detect import DEFAULT_OVERLAP
     from shiptoolkit.scenes.synthetic import load_truth, make_scene
 
     scenes = {}
-    for name in ("small", "large"):
+    for name in names:
         start = time.perf_counter()
         kept = base / f"{name}.truth.json"
         truth = load_truth(kept) if kept.is_file() else None
         how = f"kept from an earlier run ({kept})"
-        if truth is None or (truth.size, truth.window, truth.overlap) != (sizes[name], sizes["window"],
-                                                                          DEFAULT_OVERLAP):
+        size = sizes["large" if name == "large" else "small"]
+        if truth is None or (truth.size, truth.window, truth.overlap) != (size, sizes["window"], DEFAULT_OVERLAP):
             if truth is not None:
                 raise SystemExit(f"{kept} is a scene of other settings: give another --keep folder.")
-            truth = make_scene(base / f"{name}.tif", size=sizes[name], window=sizes["window"],
-                               overlap=DEFAULT_OVERLAP, seed=28, nodata_margin=sizes["window"] // 12,
-                               ships=sizes["ships"].get(name))
+            sparse = name == "sparse"
+            ships = max(1, round(REAL_SHIPS_PER_CHIP * (size / sizes["window"]) ** 2)) if sparse \
+                else sizes["ships"].get(name)
+            truth = make_scene(base / f"{name}.tif", size=size, window=sizes["window"], overlap=DEFAULT_OVERLAP,
+                               seed=29 if sparse else 28, nodata_margin=sizes["window"] // 12, ships=ships,
+                               crossing_fraction=REAL_CROSSING if sparse else 0.4)
             how = "written"
         scenes[name] = truth
         print(f"# scene {name}: {truth.size} px, {len(truth.ships)} ships ({len(truth.crossing)} across window "
@@ -172,43 +180,62 @@ def cut_chips(scene: Path, folder: Path, window: int) -> int:
 
 
 def memory_and_speed(run: Path, scenes: dict, base: Path, window: int, repeats: int, overrides: list) -> dict:
-    """(a) and (b): the detect and predict subprocesses; their outputs are kept for (c). The throughputs are
-    medians of `repeats` rounds, each running detect (its defaults), detect without centred windows and
-    predict one after the other (the machines are shared: a round sees about the same load throughout)."""
-    import statistics
-
+    """(a) and (b): the detect and predict subprocesses; their outputs are kept for (c)."""
     small, large = scenes["small"], scenes["large"]
     task = {"kind": "detect", "run": str(run), "window": window, "overlap": small.overlap, "overrides": overrides}
-    alt = "detect_no_centred_windows"
     det_large = in_subprocess({**task, "scene": str(large.path), "out": str(base / "large.gpkg")})
-    chips = cut_chips(small.path, base / "chips", window)
+    det_small = speed(run, scenes, base, window, repeats, overrides)
+    report(f"detect_peak_rss_{small.size}px", det_small["peak_rss_mb"], "MiB")
+    report(f"detect_peak_rss_{large.size}px", det_large["peak_rss_mb"], "MiB")
+    report("detect_peak_rss_large_over_small", det_large["peak_rss_mb"] / det_small["peak_rss_mb"], "x")
+    report("detect_peak_rss_large_minus_small", det_large["peak_rss_mb"] - det_small["peak_rss_mb"], "MiB")
+    report(f"detect_centred_windows_{large.size}px", det_large["centred_windows"], "windows")
+    print(f"# large scene: {det_large['windows']} windows, {det_large['seconds']:.0f} s", flush=True)
+    return {"small": base / "small-0.gpkg", "large": base / "large.gpkg"}
+
+
+def speed(run: Path, scenes: dict, base: Path, window: int, repeats: int, overrides: list) -> dict:
+    """(b): medians of `repeats` rounds, each running detect (its defaults), detect without centred windows and
+    predict on the small scene, then detect and predict on the sparse one, one after the other (the machines are
+    shared: a round sees about the same load throughout); returns the first round's small detect."""
+    import statistics
+
+    small, sparse = scenes["small"], scenes["sparse"]
+    task = {"kind": "detect", "run": str(run), "window": window, "overlap": small.overlap, "overrides": overrides}
+    alt = "detect_no_centred_windows"
+    chips = {name: cut_chips(truth.path, base / f"{name}-chips", window)
+             for name, truth in (("small", small), ("sparse", sparse))}
+
+    def predict(name: str, r: int) -> dict:
+        return in_subprocess({"kind": "predict", "run": str(run), "images": str(base / f"{name}-chips"),
+                              "out": str(base / f"{name}-chips-{r}.csv"), "overrides": overrides})
+
     rounds = []
     for r in range(repeats):
         rounds.append({
             "detect": in_subprocess({**task, "scene": str(small.path), "out": str(base / f"small-{r}.gpkg")}),
             alt: in_subprocess({**task, "border_context": 0, "scene": str(small.path),
                                 "out": str(base / f"other-{r}.gpkg")}),
-            "predict_jpg_chips": in_subprocess({"kind": "predict", "run": str(run), "images": str(base / "chips"),
-                                                "out": str(base / f"chips-{r}.csv"), "overrides": overrides})})
-    det_small = rounds[0]["detect"]
-    report(f"detect_peak_rss_{small.size}px", det_small["peak_rss_mb"], "MiB")
-    report(f"detect_peak_rss_{large.size}px", det_large["peak_rss_mb"], "MiB")
-    report("detect_peak_rss_large_over_small", det_large["peak_rss_mb"] / det_small["peak_rss_mb"], "x")
-    report("detect_peak_rss_large_minus_small", det_large["peak_rss_mb"] - det_small["peak_rss_mb"], "MiB")
+            "predict_jpg_chips": predict("small", r),
+            "sparse_detect": in_subprocess({**task, "scene": str(sparse.path), "out": str(base / f"sparse-{r}.gpkg")}),
+            "sparse_predict_jpg_chips": predict("sparse", r)})
     km2 = (small.size * small.pixel_size_m / 1000) ** 2
     seconds = {name: statistics.median(r[name]["seconds"] for r in rounds) for name in rounds[0]}
     for name, value in seconds.items():
         report(f"{name}_km2_per_s", km2 / value, "km2/s")
     report("detect_over_predict_throughput", seconds["predict_jpg_chips"] / seconds["detect"], "x")
     report(f"{alt}_over_predict_throughput", seconds["predict_jpg_chips"] / seconds[alt], "x")
-    report(f"detect_centred_windows_{small.size}px", det_small["centred_windows"], "windows")
-    report(f"detect_centred_windows_{large.size}px", det_large["centred_windows"], "windows")
-    print(f"# {chips} JPG chips of {window} px for predict; detect windows: {det_small['windows']} (overlap "
-          f"{small.overlap:g}) + {det_small['centred_windows']} centred windows; "
-          f"medians of {repeats} round(s): "
-          + ", ".join(f"{name} {value:.1f} s" for name, value in seconds.items())
-          + f"; large scene: {det_large['windows']} windows, {det_large['seconds']:.0f} s", flush=True)
-    return {"small": base / "small-0.gpkg", "large": base / "large.gpkg"}
+    report("sparse_detect_over_predict_throughput", seconds["sparse_predict_jpg_chips"] / seconds["sparse_detect"],
+           "x")
+    first = rounds[0]
+    report(f"detect_centred_windows_{small.size}px", first["detect"]["centred_windows"], "windows")
+    report("sparse_detect_centred_windows", first["sparse_detect"]["centred_windows"], "windows")
+    print(f"# {chips['small']} JPG chips of {window} px for predict on each of the small and sparse scenes "
+          f"({len(sparse.ships)} ships, {len(sparse.crossing)} across borders); detect windows: "
+          f"{first['detect']['windows']} (overlap {small.overlap:g}) + {first['detect']['centred_windows']} centred "
+          f"windows (sparse: + {first['sparse_detect']['centred_windows']}); medians of {repeats} round(s): "
+          + ", ".join(f"{name} {value:.1f} s" for name, value in seconds.items()), flush=True)
+    return first["detect"]
 
 
 def stitching(run: Path, scenes: dict, outputs: dict, window: int, overrides: list) -> None:
@@ -345,6 +372,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--quick", action="store_true", help="CI-sized: a brightness model, small scenes")
     parser.add_argument("--keep", help="keep the scenes, run and outputs in this folder")
     parser.add_argument("--repeats", type=int, help="rounds of the throughput measurement (default 3; --quick 1)")
+    parser.add_argument("--speed-only", action="store_true",
+                        help="(b) alone: throughput on the small and sparse scenes (no large scene, no (c))")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a setting for detect and predict alike, as their --set (e.g. predict.whole_image=true)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -365,10 +394,13 @@ def main(argv: list[str]) -> int:
             run = train_run(base / "runs")
             what = f"the quickstart recipe, trained here in {time.perf_counter() - start:.0f} s"
         print(f"# model: {run} ({what})" + (f"; settings: {', '.join(args.set)}" if args.set else ""), flush=True)
+        repeats = args.repeats or (1 if args.quick else 3)
+        if args.speed_only:
+            speed(run, make_scenes(base, sizes, ("small", "sparse")), base, sizes["window"], repeats, args.set)
+            return 0
         scenes = make_scenes(base, sizes)
-        outputs = memory_and_speed(run, scenes, base, sizes["window"], args.repeats or (1 if args.quick else 3),
-                                   args.set)
-        stitching(run, scenes, outputs, sizes["window"], args.set)
+        outputs = memory_and_speed(run, scenes, base, sizes["window"], repeats, args.set)
+        stitching(run, {name: scenes[name] for name in ("small", "large")}, outputs, sizes["window"], args.set)
     return 0
 
 

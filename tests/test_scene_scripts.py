@@ -19,7 +19,8 @@ EXPECTED = ["detect_peak_rss_256px", "detect_peak_rss_384px", "detect_peak_rss_l
             "scene_chips_across_borders", "scene_recall_across_borders_predict_on_centred_chip",
             "scene_recall_across_borders_detect_minus_chip", "scene_recall_across_borders_detect_minus_chip_se",
             "scene_duplicates_across_borders_beyond_chip", "scene_recall_inside_windows_predict_on_window_chip",
-            "scene_duplicates_inside_windows_beyond_chip"]
+            "scene_duplicates_inside_windows_beyond_chip", "sparse_detect_over_predict_throughput",
+            "sparse_detect_centred_windows"]
 
 
 def test_the_scene_example_runs_from_synth_to_the_score(tmp_path):

@@ -136,3 +136,32 @@ def test_the_cli_says_the_scene_was_predicted_on_one_lattice(patch_run, tmp_path
                                       "--window", str(WINDOW), "--quiet"])
     assert result.exit_code == 0, result.output
     assert "1 ship(s)" in result.output and "one lattice of 16 px patches 12 px apart (no borders)" in result.output
+
+
+class PatchCounter:
+    """The model, counting the patches it is given."""
+
+    def __init__(self, model):
+        self.model, self.input_shape, self.patches = model, model.input_shape, 0
+
+    def predict_on_batch(self, x):
+        self.patches += len(x)
+        return self.model.predict_on_batch(x)
+
+
+def test_patches_of_nodata_alone_are_not_predicted_and_change_no_valid_pixel(patches, tmp_path):
+    rng = np.random.default_rng(2)
+    bands = rng.integers(1, 255, (3, SIZE, SIZE), dtype=np.uint8)
+    bands[:, :24] = 0  # a nodata collar: the lattice's first row of patches (rows 0..15) sees nothing else
+    scene = write_scene(tmp_path / "collar.tif", bands, nodata=0)
+    counted = dataclasses.replace(patches, model=PatchCounter(patches.model),  # batches of 4: none padded
+                                  settings=dataclasses.replace(patches.settings, batch_size=4))
+    run_detect(counted, scene, tmp_path / "out.geojson", probabilities=tmp_path / "prob.tif")
+    per_window = (WINDOW // 12) ** 2  # 16 patches start in a 48 px window
+    assert counted.model.patches == 9 * per_window - 3 * (WINDOW // 12)  # the top row of 3 windows: 4 fewer each
+    with rasterio.open(tmp_path / "prob.tif") as src:
+        stitched = src.read(1).astype(np.float32) / 255
+    inner = SIZE - PATCH
+    expected = whole_scene(patches, scene)[24:inner, :inner]  # predict on the scene as one image, collar and all
+    assert np.abs(stitched[24:inner, :inner] - expected).max() <= 0.5 / 255 + 1e-6
+    assert stitched[:24].max() == 0  # nodata is never a ship

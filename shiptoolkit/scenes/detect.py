@@ -366,13 +366,15 @@ def _predict_lattice_chunk(detector: Detector, blend: LatticeBlend, chunk: list,
                                           strict=True)} if detector.gate is not None and todo else {}
     accepted = [k for k in todo if detector.gate is None or detector.gate.accepts(gate_p[k])]
     sums, total = lattice_sums(detector.model, np.stack([views[k][3] for k in accepted]), blend.lattice,
-                               s.batch_size, s.tta) if accepted else (None, None)
+                               s.batch_size, s.tta, np.stack([chunk[k][2] for k in accepted])) \
+        if accepted else (None, None)
     summary.predicted += len(todo)
     summary.nodata += len(chunk) - len(todo)
     summary.rejected += len(todo) - len(accepted)
+    position = {k: n for n, k in enumerate(accepted)}
     for k, (tile, image, valid, _) in enumerate(views):
-        own = sums[accepted.index(k)] if k in accepted else None
-        prob = blend.core(tile, own, total, rejected=k in todo and k not in accepted)
+        own = sums[position[k]] if k in position else None
+        prob = blend.core(tile, own, total, rejected=k in todo and k not in position)
         yield tile, image, prob if own is None else _window_rules(prob, valid, s), valid, gate_p.get(k, float("nan"))
 
 

@@ -64,18 +64,22 @@ def scene_lattice(detector, window: int, overlap: float) -> Lattice | None:
     return Lattice(int(patch), stride) if window % stride == 0 and stride <= patch else None
 
 
-def lattice_sums(model, images: np.ndarray, lattice: Lattice, batch_size: int = 32,
-                 tta: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def lattice_sums(model, images: np.ndarray, lattice: Lattice, batch_size: int = 32, tta: bool = False,
+                 valid: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(weighted sums of the ship probability (N, S, S), sum of the weights (S, S)) of the lattice patches that
     start inside windows read `lattice.extra` px wider than their side: images (N, S, S, 3) uint8, S = window +
-    extra. The weights are `predict`'s (gaussian blend), the flips its TTA."""
+    extra. The weights are `predict`'s (gaussian blend), the flips its TTA. With `valid` (N, S, S) bool, a patch
+    with no valid pixel (nodata: a scene's collar, the padding past its edges) is not predicted: it covers no
+    valid pixel, so no valid pixel's sums or weights change (the weight sum stays the whole lattice's)."""
     n, side = images.shape[:2]
     p = lattice.patch
     starts = range(0, side - p + 1, lattice.stride)
-    boxes = [(r, c) for r in starts for c in starts]
     weights = blend_weights(p, p, "gaussian")
     sums = np.zeros((n, side, side), np.float32)
     for i in range(n):  # one window's patches at a time: memory that does not depend on how many the gate let by
+        boxes = [(r, c) for r in starts for c in starts if valid is None or valid[i, r:r + p, c:c + p].any()]
+        if not boxes:
+            continue
         patches = np.stack([images[i, r:r + p, c:c + p] for r, c in boxes]).astype(np.float32)
         preds = 0.0
         for axes in tta_flips(tta):
@@ -86,8 +90,9 @@ def lattice_sums(model, images: np.ndarray, lattice: Lattice, batch_size: int = 
         for (r, c), pred in zip(boxes, preds, strict=True):
             sums[i, r:r + p, c:c + p] += pred * weights
     total = np.zeros((side, side), np.float32)
-    for r, c in boxes:
-        total[r:r + p, c:c + p] += weights
+    for r in starts:
+        for c in starts:
+            total[r:r + p, c:c + p] += weights
     return sums, total
 
 

@@ -303,3 +303,20 @@ def test_several_scenes_go_to_one_file_in_the_first_scenes_crs(detector, tmp_pat
     (x,), (y,) = warp("EPSG:4326", CRS, [3.0 + 35 * east], [45.0 - 15 * 1.5 / 111_320])
     assert (centre.x, centre.y) == pytest.approx((x, y), abs=0.5)
     assert list(fields[0]) == [str(utm), str(lonlat)]
+
+
+@pytest.mark.parametrize("bands", [None, "1,2,3"])
+def test_the_valid_mask_read_is_gdals(tmp_path, bands):
+    """The mask of a nodata value is computed from the bands read (all of them) as GDAL's mask band computes it: a
+    pixel is valid where some band is not nodata; with a band left out, GDAL's own mask is read."""
+    from rasterio.windows import Window
+
+    from shiptoolkit.scenes.reading import SceneReader
+
+    data = np.random.default_rng(3).integers(0, 3, (4 if bands else 3, 64, 64), dtype=np.uint8)  # many zeros
+    scene = write_scene(tmp_path / "scene.tif", data, nodata=0)
+    with SceneReader(scene, bands) as reader, rasterio.open(scene) as src:
+        _, valid = reader.read(8, 8, 48)
+        assert reader._nodata_from_bands is (bands is None)
+        np.testing.assert_array_equal(valid, src.dataset_mask(window=Window(8, 8, 48, 48)) > 0)
+        assert 0 < valid.mean() < 1

@@ -90,6 +90,8 @@ def detector_for(config: Config, model, gate: Gate | None = None) -> Detector:
     model = spread(model, settings.strategy)
     trace_any_batch(model)  # windows and centred windows end in short batches of many sizes
     gate = gate.spread(settings.strategy) if gate is not None else None
+    if gate is not None:
+        trace_any_batch(gate.model)  # and the gate sees chunks of windows, and border views 1 to 3 at a time
     return Detector(model, settings, gate, config.settings.data.pixel_size_m, name)
 
 

@@ -192,6 +192,7 @@ class SceneReader:
         self.scaling = scale
         source_m = pixel_size_m(src.crs, src.transform, src.height)
         self.dataset = self._grid(src, source_m, model_pixel_m, resample)
+        self._nodata_from_bands = _mask_is_nodata(self.dataset, self.bands)
         self.ranges = self._ranges() if scale is not None else []
         self.info = SceneInfo(str(self.path), src.crs.to_string(), self.width, self.height, self.bands, self.dtype,
                               str(scale) if scale else "none (8-bit)", self.ranges,
@@ -275,7 +276,10 @@ class SceneReader:
         window = Window(c0, r0, c1 - c0, r1 - r0)
         with self.lock:
             data = self.dataset.read(self.bands, window=window)
-            mask = self.dataset.dataset_mask(window=window) > 0
+            if self._nodata_from_bands:  # GDAL's mask band would read and compare every band again
+                mask = (data != self.dataset.nodata).any(axis=0)
+            else:
+                mask = self.dataset.dataset_mask(window=window) > 0
         inner = (slice(r0 - row, r1 - row), slice(c0 - col, c1 - col))
         image[inner] = np.where(mask[..., None], self._to_uint8(data), 0)
         valid[inner] = mask
@@ -290,3 +294,14 @@ class SceneReader:
             scaled = (data[k].astype(np.float32) - low) * (255.0 / (high - low))
             out[..., k] = np.clip(scaled, 0, 255).round().astype(np.uint8)
         return out
+
+
+def _mask_is_nodata(dataset, bands: list[int]) -> bool:
+    """Whether the dataset's valid mask is "some band is not the nodata value" (GDAL's mask for a nodata value, no
+    mask band or alpha) and every band is read: then it is computed from the bands read, as GDAL computes it."""
+    from rasterio.enums import MaskFlags
+
+    nodata = dataset.nodata
+    return (nodata is not None and not (isinstance(nodata, float) and math.isnan(nodata))
+            and all(list(flags) == [MaskFlags.nodata] for flags in dataset.mask_flag_enums)
+            and sorted(bands) == list(range(1, dataset.count + 1)))

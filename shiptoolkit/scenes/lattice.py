@@ -9,7 +9,8 @@ windows, read with the window), and what they add past its far edges is carried 
 its right and below, which add it to their own. Every pixel then gets the blend of every patch of
 the lattice that covers it, as on a chip that holds it well inside: a ship across a window border is
 predicted as if there were no border (no seam, nothing to predict again), for the patches `predict`
-spends on the same pixels cut into chips (window / stride per side: the flush patch's place).
+spends on the same pixels cut into chips (window / stride per side: the flush patch's place), less the patches that
+see nodata alone (a collar, the padding past the scene's edges), which change no valid pixel.
 
 A window the gate rejects is not predicted (its probabilities are 0, as `predict` gives a rejected
 chip) and adds nothing to its neighbours; a ship cut by the border of a rejected window is predicted

@@ -103,11 +103,16 @@ def whole_image_model(model: Any) -> Any:
     return clone
 
 
+def window_stride(window: int, overlap: float) -> int:
+    """How far apart sliding windows of this side lie at this overlap (`shiptoolkit detect`'s patch lattice too)."""
+    return max(1, int(round(window * (1 - overlap))))
+
+
 def window_positions(size: int, window: int, overlap: float) -> list[int]:
     """Window starts covering [0, size) with the given overlap; the last window is flush with the edge."""
     if window > size:
         raise ValueError(f"The model's window ({window} px) is larger than the image ({size} px).")
-    stride = max(1, int(round(window * (1 - overlap))))
+    stride = window_stride(window, overlap)
     starts = list(range(0, size - window + 1, stride))
     if starts[-1] != size - window:
         starts.append(size - window)
@@ -128,8 +133,19 @@ def blend_weights(height: int, width: int, blend: str) -> np.ndarray:
     return (np.outer(axis(height), axis(width)) + 1e-3).astype(np.float32)  # floor: corners still count
 
 
-def tta_flips(tta: bool) -> list[tuple[int, ...]]:
+def _flips(tta: bool) -> list[tuple[int, ...]]:
     return [(), (2,), (1,), (1, 2)] if tta else [()]  # axes of (N, H, W, C) arrays: none, horizontal, vertical
+
+
+def window_predictions(model: Any, windows: np.ndarray, batch_size: int = 32, tta: bool = False) -> np.ndarray:
+    """The model's outputs (N, h, w, C) float32 on same-size windows (N, h, w, 3), averaged over flips with `tta`;
+    short batches padded to few shapes (`forward(few_shapes=True)`)."""
+    preds = 0.0
+    for axes in _flips(tta):
+        flipped = np.ascontiguousarray(np.flip(windows, axes)) if axes else windows
+        out = forward(model, flipped, batch_size, few_shapes=True)
+        preds = preds + (np.flip(out, axes) if axes else out)
+    return preds / len(_flips(tta))
 
 
 def predict_probabilities(model: Any, images: np.ndarray, window: int | None = None, overlap: float = 0.25,
@@ -161,20 +177,15 @@ def predict_probabilities(model: Any, images: np.ndarray, window: int | None = N
         pad_h, pad_w = (-height) % 32, (-width) % 32
         padded = np.pad(images, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="reflect")
         prob = 0.0
-        for axes in tta_flips(tta):
+        for axes in _flips(tta):
             flipped = np.flip(padded, axes) if axes else padded
             out = forward(model, np.ascontiguousarray(flipped), max(1, batch_size // 8))
             prob = prob + (np.flip(out, axes) if axes else out)
-        return _squeeze(prob[:, :height, :width] / len(tta_flips(tta)))
+        return _squeeze(prob[:, :height, :width] / len(_flips(tta)))
     rows, cols = window_positions(height, win_h, overlap), window_positions(width, win_w, overlap)
     boxes = [(i, r, c) for i in range(n) for r in rows for c in cols]
     windows = np.stack([images[i, r:r + win_h, c:c + win_w] for i, r, c in boxes]).astype(np.float32)
-    preds = 0.0
-    for axes in tta_flips(tta):
-        flipped = np.ascontiguousarray(np.flip(windows, axes)) if axes else windows
-        out = forward(model, flipped, batch_size, few_shapes=True)
-        preds = preds + (np.flip(out, axes) if axes else out)
-    preds = preds / len(tta_flips(tta))
+    preds = window_predictions(model, windows, batch_size, tta)
     weights = blend_weights(win_h, win_w, blend)[..., None]
     total = np.zeros((n, height, width, preds.shape[-1]), np.float32)
     weight_sum = np.zeros((n, height, width, 1), np.float32)
@@ -184,7 +195,7 @@ def predict_probabilities(model: Any, images: np.ndarray, window: int | None = N
     return _squeeze(total / weight_sum)
 
 
-def _window(model, settings: PredictSettings) -> int | None:
+def sliding_window(model, settings: PredictSettings) -> int | None:
     """predict.window for a model with a free input size (an export) when whole_image is off; else None:
     the model's own input size (windows), or whole images for a free-size model."""
     shape = getattr(model, "input_shape", None)
@@ -366,7 +377,7 @@ def _predict_loaded(model, loaded, settings: PredictSettings, skipped: list[str]
 
             stack = np.stack([cv2.resize(im, (settings.resize, settings.resize), interpolation=cv2.INTER_AREA)
                               for im in stack])
-        out = predict_probabilities(model, stack, window=_window(model, settings), overlap=settings.overlap,
+        out = predict_probabilities(model, stack, window=sliding_window(model, settings), overlap=settings.overlap,
                                     batch_size=settings.batch_size, tta=settings.tta)
         if settings.resize:
             out = np.stack([cv2.resize(p, (width, height), interpolation=cv2.INTER_LINEAR) for p in out])

@@ -298,7 +298,7 @@ def detect_scene(detector: Detector, reader: SceneReader, window: int, overlap: 
     summary.patch_lattice = (lattice.patch, lattice.stride) if lattice is not None else None
     ships = ShipCollector(detector, reader, grid, border_context, _smallest_window(detector, window), prob_map, blend)
     try:
-        for chunk in _chunks(reader, grid, lattice.extra if lattice is not None else 0):
+        for chunk in _chunks(reader, grid, blend.extra if blend is not None else 0):
             predicted = _predict_lattice_chunk(detector, blend, chunk, summary) if blend is not None \
                 else _predict_chunk(detector, chunk, summary)
             for tile, image, prob, valid, gate_p in predicted:
@@ -367,16 +367,15 @@ def _predict_lattice_chunk(detector: Detector, blend: LatticeBlend, chunk: list,
     gate_p = {k: float(p) for k, p in zip(todo, detector.gate.ship_probability([views[k][1] for k in todo]),
                                           strict=True)} if detector.gate is not None and todo else {}
     accepted = [k for k in todo if detector.gate is None or detector.gate.accepts(gate_p[k])]
-    sums, total = lattice_sums(detector.model, np.stack([views[k][3] for k in accepted]), blend.lattice,
-                               s.batch_size, s.tta, np.stack([chunk[k][2] for k in accepted])) \
-        if accepted else (None, None)
+    sums = lattice_sums(detector.model, np.stack([views[k][3] for k in accepted]), blend.lattice, s.batch_size,
+                        s.tta, np.stack([chunk[k][2] for k in accepted])) if accepted else None
     summary.predicted += len(todo)
     summary.nodata += len(chunk) - len(todo)
     summary.rejected += len(todo) - len(accepted)
     position = {k: n for n, k in enumerate(accepted)}
     for k, (tile, image, valid, _) in enumerate(views):
         own = sums[position[k]] if k in position else None
-        prob = blend.core(tile, own, total, rejected=k in todo and k not in position)
+        prob = blend.core(tile, own, rejected=k in todo and k not in position)
         yield tile, image, prob if own is None else _window_rules(prob, valid, s), valid, gate_p.get(k, float("nan"))
 
 

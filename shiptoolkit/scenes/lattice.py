@@ -24,8 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from shiptoolkit.inference.prediction import blend_weights, tta_flips
-from shiptoolkit.inference.replicas import forward
+from shiptoolkit.inference.prediction import blend_weights, sliding_window, window_predictions, window_stride
 from shiptoolkit.scenes.stitch import Piece, Tile, WindowGrid
 
 
@@ -56,21 +55,32 @@ def scene_lattice(detector, window: int, overlap: float) -> Lattice | None:
     shape = getattr(detector.model, "input_shape", None)
     if not isinstance(shape, tuple) or len(shape) != 4:
         return None
-    patch = shape[1] if shape[1] is not None and shape[1] == shape[2] else None
-    if patch is None and not s.whole_image and s.window:
-        patch = int(s.window)
+    fixed = shape[1] if shape[1] is not None and shape[1] == shape[2] else None
+    patch = fixed or sliding_window(detector.model, s)
     if not patch or patch > window:
         return None
-    stride = max(1, int(round(patch * (1 - s.overlap))))
+    stride = window_stride(patch, s.overlap)  # predict's: the lattice's patches are those predict lays on a chip
     return Lattice(int(patch), stride) if window % stride == 0 and stride <= patch else None
 
 
+def lattice_weights(lattice: Lattice, side: int) -> np.ndarray:
+    """The sum of `predict`'s blend weights (gaussian) of the lattice patches that start inside a window read `side`
+    px wide (S, S): the same for every window."""
+    p = lattice.patch
+    weights = blend_weights(p, p, "gaussian")
+    total = np.zeros((side, side), np.float32)
+    for r in range(0, side - p + 1, lattice.stride):
+        for c in range(0, side - p + 1, lattice.stride):
+            total[r:r + p, c:c + p] += weights
+    return total
+
+
 def lattice_sums(model, images: np.ndarray, lattice: Lattice, batch_size: int = 32, tta: bool = False,
-                 valid: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(weighted sums of the ship probability (N, S, S), sum of the weights (S, S)) of the lattice patches that
-    start inside windows read `lattice.extra` px wider than their side: images (N, S, S, 3) uint8, S = window +
-    extra. The weights are `predict`'s (gaussian blend), the flips its TTA. With `valid` (N, S, S) bool, a patch
-    with no valid pixel (nodata: a scene's collar, the padding past its edges) is not predicted: it covers no
+                 valid: np.ndarray | None = None) -> np.ndarray:
+    """Weighted sums of the ship probability (N, S, S) of the lattice patches that start inside windows read
+    `lattice.extra` px wider than their side: images (N, S, S, 3) uint8, S = window + extra. The weights are
+    `predict`'s (gaussian blend, their sum `lattice_weights`), the flips its TTA. With `valid` (N, S, S) bool, a
+    patch with no valid pixel (nodata: a scene's collar, the padding past its edges) is not predicted: it covers no
     valid pixel, so no valid pixel's sums or weights change (the weight sum stays the whole lattice's)."""
     n, side = images.shape[:2]
     p = lattice.patch
@@ -82,19 +92,10 @@ def lattice_sums(model, images: np.ndarray, lattice: Lattice, batch_size: int = 
         if not boxes:
             continue
         patches = np.stack([images[i, r:r + p, c:c + p] for r, c in boxes]).astype(np.float32)
-        preds = 0.0
-        for axes in tta_flips(tta):
-            flipped = np.ascontiguousarray(np.flip(patches, axes)) if axes else patches
-            out = forward(model, flipped, batch_size, few_shapes=True)
-            preds = preds + (np.flip(out, axes) if axes else out)
-        preds = preds[..., 0] / len(tta_flips(tta))  # the ship channel (a seam channel is not used on scenes)
+        preds = window_predictions(model, patches, batch_size, tta)[..., 0]  # the ship channel (no seams on scenes)
         for (r, c), pred in zip(boxes, preds, strict=True):
             sums[i, r:r + p, c:c + p] += pred * weights
-    total = np.zeros((side, side), np.float32)
-    for r in starts:
-        for c in starts:
-            total[r:r + p, c:c + p] += weights
-    return sums, total
+    return sums
 
 
 class LatticeBlend:
@@ -106,6 +107,7 @@ class LatticeBlend:
 
     def __init__(self, lattice: Lattice, grid: WindowGrid) -> None:
         self.lattice, self.grid, self.window, self.extra = lattice, grid, grid.window, lattice.extra
+        self.total = lattice_weights(lattice, grid.window + lattice.extra)  # every window's own weight sum
         self.width = grid.cols[-1] + grid.window + self.extra
         self.below = self._band()
         self.next_below = self._band()
@@ -116,7 +118,7 @@ class LatticeBlend:
     def _band(self) -> tuple[np.ndarray, np.ndarray]:
         return np.zeros((self.extra, self.width), np.float32), np.zeros((self.extra, self.width), np.float32)
 
-    def core(self, tile: Tile, sums: np.ndarray | None, total: np.ndarray, rejected: bool = False) -> np.ndarray:
+    def core(self, tile: Tile, sums: np.ndarray | None, rejected: bool = False) -> np.ndarray:
         """The window's probabilities (window x window) from its own sums (None: not predicted) and what the
         windows before it carried over; keeps what it carries over to the next ones."""
         w, e = self.window, self.extra
@@ -129,6 +131,7 @@ class LatticeBlend:
         if sums is None:
             self.left = None
             return np.zeros((w, w), np.float32)
+        total = self.total
         num, den = sums[:w, :w].copy(), total[:w, :w].copy()
         if self.left is not None:
             num[:, :e] += self.left[0]
